@@ -1,0 +1,166 @@
+"""Merges configs/defaults.yaml, configs/problems/<p>.yaml, configs/datasets/<d>.yaml and
+`section.key=value` overrides, in that order, and rejects anything defaults.yaml does not
+know, with the list of valid keys or values. defaults.yaml is the schema: a key's type there
+is the type every layer must give it."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+
+#: Keys with a closed set of values (key path -> allowed values).
+CHOICES = {
+    "device": ("auto", "cpu", "cuda"),
+    "data.name": ("sinusoid", "omniglot", "glyphs", "mini-imagenet", "cifar-fs"),
+    "data.train_name": (None, "sinusoid", "omniglot", "glyphs", "mini-imagenet", "cifar-fs"),
+    "data.rotations": ("train", "all", "none"),
+    "data.split_by": ("alphabet", "character"),
+    "model.backbone": ("cnn4", "mlp"),
+    "inner.kind": ("unrolled", "implicit"),
+    "inner.solver": ("cg", "neumann"),
+    "outer.optimizer": ("adam", "sgd"),
+    "outer.schedule": ("constant", "cosine"),
+}
+#: Numbers that must be positive (> 0) or non-negative (>= 0).
+POSITIVE = {"iterations", "data.ways", "data.shots", "data.query", "data.meta_batch",
+            "model.hidden", "inner.lr", "inner.steps", "inner.lam", "inner.solver_iters",
+            "inner.power_iters", "outer.lr", "eval.steps", "eval.episodes", "eval.val_episodes",
+            "eval.log_every"}
+NON_NEGATIVE = {"inner.grad_clip", "inner.grad_tol", "inner.solver_tol", "inner.damping",
+                "inner.neumann_alpha", "outer.min_lr_ratio", "eval.val_every", "data.split_seed"}
+#: Keys whose default is null but that take a value of this type.
+NULLABLE = {"data_root": str, "out": str, "data.train_name": str}
+
+
+class ConfigError(ValueError):
+    """A config the program cannot run; the message names the fix."""
+
+
+def _names(folder: str) -> list[str]:
+    return sorted(p.stem for p in (HERE / folder).glob("*.yaml"))
+
+
+def available_problems() -> list[str]:
+    return _names("problems")
+
+
+def available_datasets() -> list[str]:
+    return _names("datasets")
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)}); "
+                          "fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def _preset(folder: str, name: str, what: str) -> dict:
+    options = _names(folder)
+    if name not in options:
+        raise ConfigError(f"unknown {what} {name!r}; choose one of: {', '.join(options)}")
+    return read_yaml(HERE / folder / f"{name}.yaml")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'inner.lr=0.1' -> ('inner.lr', 0.1); values are read as YAML scalars/lists."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value (e.g. inner.lr=0.1), got {text!r}")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def _merge(base: dict, layer: dict, schema: dict, source: str, prefix: str = "") -> None:
+    for key, value in layer.items():
+        path = f"{prefix}{key}"
+        if key not in schema:
+            valid = ", ".join(f"{prefix}{k}" for k in schema)
+            raise ConfigError(f"unknown config key {path!r} in {source}; valid keys here: {valid}")
+        if isinstance(schema[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path} in {source} must be a mapping of "
+                                  f"{', '.join(schema[key])}, got {value!r}")
+            _merge(base[key], value, schema[key], source, path + ".")
+        else:
+            base[key] = _coerce(path, value, schema[key], source)
+
+
+def _coerce(path: str, value: Any, default: Any, source: str) -> Any:
+    expected = NULLABLE.get(path, type(default))
+    if value is None and (default is None or path in NULLABLE):
+        return None
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if expected is list and isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+        value = [float(v) for v in value]
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{path}={value!r} in {source} must be a {expected.__name__} "
+                          f"(default {default!r})")
+    return value
+
+
+def _get(cfg: dict, path: str):
+    node = cfg
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def _check_values(cfg: dict) -> None:
+    for path, allowed in CHOICES.items():
+        value = _get(cfg, path)
+        if value not in allowed:
+            shown = ", ".join("null" if a is None else str(a) for a in allowed)
+            raise ConfigError(f"{path}={value!r} is not valid; choose one of: {shown}")
+    for path in POSITIVE:
+        if not _get(cfg, path) > 0:
+            raise ConfigError(f"{path}={_get(cfg, path)!r} must be > 0")
+    for path in NON_NEGATIVE:
+        if _get(cfg, path) < 0:
+            raise ConfigError(f"{path}={_get(cfg, path)!r} must be >= 0")
+    fractions = cfg["data"]["split_fractions"]
+    if len(fractions) != 3 or any(f <= 0 for f in fractions):
+        raise ConfigError(f"data.split_fractions={fractions} must be three positive numbers "
+                          "(train, validation, test)")
+
+
+def load_config(problem: str, dataset: str, overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None) -> dict:
+    """The validated config for `problem` on `dataset`. `values` are already-parsed flag
+    values (e.g. {'seed': 3}); `overrides` are raw `key=value` strings from --set."""
+    schema = read_yaml(HERE / "defaults.yaml")
+    cfg = copy.deepcopy(schema)
+    _merge(cfg, _preset("problems", problem, "problem"), schema, f"configs/problems/{problem}.yaml")
+    _merge(cfg, _preset("datasets", dataset, "dataset"), schema, f"configs/datasets/{dataset}.yaml")
+    layered = dict(values or {})
+    for text in overrides or []:
+        key, value = parse_override(text)
+        layered[key] = value
+    for key, value in layered.items():
+        nested: dict = {}
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+        _merge(cfg, nested, schema, f"--set {key}" if key not in (values or {}) else f"--{key}")
+    cfg["problem"], cfg["dataset"] = problem, dataset
+    _check_values(cfg)
+    return cfg

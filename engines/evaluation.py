@@ -1,0 +1,49 @@
+"""The standard few-shot test: adapt to each of N held-out episodes for a fixed number of
+steps and report the mean query metric with a 95% confidence interval (1.96·std/√N)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass
+class Summary:
+    split: str
+    metric: str          # "accuracy" (classification) or "mse" (regression)
+    mean: float
+    ci95: float
+    episodes: int
+    steps: int
+    loss: float          # mean query loss (cross-entropy or MSE)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        if self.metric == "accuracy":
+            return f"{100 * self.mean:.2f}% ± {100 * self.ci95:.2f}%"
+        return f"{self.mean:.4f} ± {self.ci95:.4f}"
+
+
+def confidence_interval(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(1.96 * values.std() / math.sqrt(len(values)))
+
+
+def evaluate(inner, env, split: str, episodes: int, steps: int, chunk: int = 4,
+             progress=None) -> Summary:
+    """Adapt `inner`'s current θ to `episodes` tasks of `split` (the same tasks for every
+    problem and run with the same seed) and summarise."""
+    losses, scores = [], []
+    for start in range(0, episodes, chunk):
+        episode = env.episodes(split, start, min(chunk, episodes - start)).to(env.device)
+        for loss, acc in inner.evaluate(episode, steps):
+            losses.append(loss)
+            scores.append(loss if acc is None else acc)
+        if progress is not None:
+            progress(len(losses), episodes)
+    metric = "mse" if env.task_kind == "regression" else "accuracy"
+    mean, ci = confidence_interval(scores)
+    return Summary(split, metric, mean, ci, episodes, steps, float(np.mean(losses)))

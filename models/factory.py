@@ -1,0 +1,19 @@
+"""Builds the backbone a config asks for, sized to the episodes the environment produces."""
+from torch import nn
+
+from models.cnn4 import CNN4
+from models.mlp import SinusoidMLP
+
+BACKBONES = ("cnn4", "mlp")
+
+
+def build_backbone(name: str, input_shape: tuple, out_features: int, hidden: int,
+                   bn_steps: int = 1, track_bn: bool = False) -> nn.Module:
+    if name == "cnn4":
+        if len(input_shape) != 3:
+            raise ValueError(f"cnn4 needs image episodes (C, H, W), got input shape {input_shape}; "
+                             "use model.backbone=mlp for sinusoid")
+        return CNN4(input_shape[0], input_shape[-1], out_features, hidden, bn_steps, track_bn)
+    if name == "mlp":
+        return SinusoidMLP(hidden, input_shape[0], out_features)
+    raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

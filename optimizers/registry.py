@@ -1,0 +1,44 @@
+"""Inner-loop optimizers by name, and users' own classes by `package.module:ClassName`."""
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from optimizers.base import InnerLoopOptimizer
+from optimizers.sgd import SGD
+
+OPTIMIZERS: dict[str, type] = {"sgd": SGD}
+
+
+class OptimizerSpecError(ValueError):
+    """A named optimizer that does not exist or a class that does not have the interface."""
+
+
+REQUIRED = ("adapt", "meta_parameters")
+
+
+def resolve_optimizer(spec: str) -> type:
+    if ":" not in spec:
+        if spec not in OPTIMIZERS:
+            raise OptimizerSpecError(
+                f"unknown inner optimizer {spec!r}; choose one of {', '.join(sorted(OPTIMIZERS))} "
+                "or give your own class as package.module:ClassName")
+        return OPTIMIZERS[spec]
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # ImportError, or an error raised inside the user's module
+        raise OptimizerSpecError(
+            f"cannot import module {module_name!r} for inner optimizer {spec!r} ({type(err).__name__}: "
+            f"{err}); check the module path and that its folder is on PYTHONPATH") from None
+    cls = getattr(module, class_name, None)
+    if cls is None or not inspect.isclass(cls):
+        raise OptimizerSpecError(
+            f"module {module_name!r} has no class {class_name!r}; write it as package.module:ClassName")
+    missing = [m for m in REQUIRED if not callable(getattr(cls, m, None))]
+    if missing or not issubclass(cls, __import__("torch").nn.Module):
+        what = f"lacks {', '.join(missing)}" if missing else "is not a torch.nn.Module"
+        raise OptimizerSpecError(
+            f"{spec} {what}; subclass optimizers.InnerLoopOptimizer and implement "
+            "adapt(model, support_x, support_y, n_steps) and meta_parameters()")
+    return cls

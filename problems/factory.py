@@ -1,0 +1,74 @@
+"""Builds the two levels from a validated config: swapping the lower level is one value,
+`inner.kind`, and the inner-loop optimizer is `inner.optimizer` (a name or module:Class)."""
+from __future__ import annotations
+
+import torch
+from betty.configs import Config
+
+from models import build_backbone
+from optimizers import resolve_optimizer
+from problems.implicit import ImplicitInner
+from problems.outer import MetaModel, Outer
+from problems.unrolled import UnrolledInner
+
+INNER_KINDS = ("unrolled", "implicit")
+
+
+class ProblemConfigError(ValueError):
+    """A combination of settings that cannot work, with the reason."""
+
+
+def build_inner_optimizer(cfg: dict, backbone):
+    inner = cfg["inner"]
+    optimizer = resolve_optimizer(inner["optimizer"])(backbone, inner["lr"])
+    optimizer.grad_clip = inner["grad_clip"]
+    optimizer.grad_tol = inner["grad_tol"]
+    return optimizer
+
+
+def build_outer_optimizer(cfg: dict, meta_model: MetaModel):
+    outer = cfg["outer"]
+    params = meta_model.parameters()
+    if outer["optimizer"] == "adam":
+        optimizer = torch.optim.Adam(params, lr=outer["lr"])
+    else:
+        optimizer = torch.optim.SGD(params, lr=outer["lr"])
+    scheduler = None
+    if outer["schedule"] == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(cfg["iterations"], 1), eta_min=outer["lr"] * outer["min_lr_ratio"])
+    return optimizer, scheduler
+
+
+def build_problems(cfg: dict, input_shape: tuple, task_kind: str, out_features: int):
+    """Returns (problems, dependencies) ready for a Betty Engine."""
+    model_cfg, inner = cfg["model"], cfg["inner"]
+    backbone = build_backbone(model_cfg["backbone"], input_shape, out_features, model_cfg["hidden"])
+    inner_optimizer = build_inner_optimizer(cfg, backbone)
+    meta_model = MetaModel(backbone, inner_optimizer)
+    optimizer, scheduler = build_outer_optimizer(cfg, meta_model)
+    # retain_graph: the implicit path differentiates the outer loss a second time (w.r.t. φ).
+    outer = Outer("outer", Config(retain_graph=True), meta_model, optimizer, scheduler)
+
+    kind = inner["kind"]
+    common = dict(backbone=backbone, inner_optimizer=inner_optimizer, task_kind=task_kind,
+                  steps=inner["steps"])
+    if kind == "unrolled":
+        lower = UnrolledInner("inner", Config(), first_order=inner["first_order"], **common)
+        u2l = {}  # the hypergradient flows through the unrolled graph itself
+    elif kind == "implicit":
+        if not getattr(inner_optimizer, "supports_implicit", True):
+            raise ProblemConfigError(
+                f"inner optimizer {inner['optimizer']!r} cannot be used with inner.kind=implicit: "
+                "implicit gradients assume φ minimises the inner objective, which its meta-"
+                "parameters do not change, so they would get no meta-gradient; use "
+                "inner.kind=unrolled")
+        lower = ImplicitInner(
+            "inner", Config(type="imaml"), lam=inner["lam"], solver=inner["solver"],
+            solver_iters=inner["solver_iters"], solver_tol=inner["solver_tol"],
+            damping=inner["damping"], power_iters=inner["power_iters"],
+            neumann_alpha=inner["neumann_alpha"], **common)
+        u2l = {outer: [lower]}
+    else:
+        raise ProblemConfigError(f"unknown inner.kind {kind!r}; choose one of {', '.join(INNER_KINDS)}")
+    return [outer, lower], {"u2l": u2l, "l2u": {lower: [outer]}}

@@ -1,0 +1,19 @@
+"""The meta-gradient of one meta-batch, computed by the same Betty code path that training
+uses (inner adaptation, outer loss, direct gradient and best-response paths), without
+updating θ. Tests check it against exact answers; `compare` measures it across methods."""
+from __future__ import annotations
+
+import torch
+
+
+def compute_meta_gradient(outer, inner, episode) -> list[torch.Tensor]:
+    """∂(outer loss)/∂(outer trainable parameters) for `episode`; leaves θ untouched."""
+    outer.zero_grad()
+    inner.one_step_descent(episode)
+    loss, _ = outer.get_loss(episode)
+    params = outer.trainable_parameters()
+    outer.backward(loss=loss, params=params, paths=outer.paths,
+                   create_graph=False, retain_graph=outer.config.retain_graph, allow_unused=True)
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
+    outer.zero_grad()
+    return grads
