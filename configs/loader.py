@@ -105,6 +105,11 @@ def _coerce(path: str, value: Any, default: Any, source: str) -> Any:
     expected = NULLABLE.get(path, type(default))
     if value is None and (default is None or path in NULLABLE):
         return None
+    if expected is float and isinstance(value, str):  # YAML 1.1 reads "1e-6" as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if expected is list and isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):

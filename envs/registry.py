@@ -1,0 +1,32 @@
+"""Dataset registry and make_env: the `data:` config section in, a ready MAMLEnv out."""
+
+from __future__ import annotations
+
+from .cifar_fs import load_cifar_fs
+from .glyphs import load_glyphs
+from .maml_env import MAMLEnv
+from .mini_imagenet import load_mini_imagenet
+from .omniglot import load_omniglot
+from .options import parse_options
+from .paths import resolve_data_root
+from .sinusoid import load_sinusoid
+
+# name -> loader(root: Path, options: DataOptions) -> {split: TaskSampler}
+DATASETS = {
+    "sinusoid": load_sinusoid,
+    "omniglot": load_omniglot,
+    "glyphs": load_glyphs,
+    "mini-imagenet": load_mini_imagenet,
+    "cifar-fs": load_cifar_fs,
+}
+
+
+def make_env(data: dict, data_root: str | None, seed: int) -> MAMLEnv:
+    """Load the named dataset (and train_name's train split, if set) and wrap it in a MAMLEnv."""
+    options = parse_options(data, DATASETS)
+    root = resolve_data_root(data_root)
+    samplers = DATASETS[options.name](root, options)
+    if options.train_name and options.train_name != options.name:
+        samplers["train"] = DATASETS[options.train_name](root, options)["train"]
+    ways = 1 if options.name == "sinusoid" else options.ways
+    return MAMLEnv(samplers, ways, options.shots, options.query, options.meta_batch, seed)

@@ -1,0 +1,54 @@
+"""Builders shared by tests: a Betty-initialised (outer, inner) pair on a fixed episode."""
+from __future__ import annotations
+
+import torch
+from betty.configs import EngineConfig
+from betty.engine import Engine
+from betty.envs import Env
+
+from configs import load_config
+from envs import Episode
+from problems import build_problems
+
+
+class FixedEnv(Env):
+    """An environment that always hands out the same episode."""
+
+    def __init__(self, episode: Episode | None = None):
+        super().__init__()
+        self.batch = episode
+
+    def step(self):
+        return self.batch
+
+
+def make_cfg(problem: str, dataset: str = "omniglot5w1s", **sets) -> dict:
+    return load_config(problem, dataset, [f"{k}={v}" for k, v in sets.items()])
+
+
+def build_system(cfg: dict, input_shape=(1, 16, 16), ways: int = 3, task_kind="classification",
+                 seed: int = 0):
+    """(outer, inner) initialised by a plain Betty Engine, as training initialises them."""
+    torch.manual_seed(seed)
+    problems, deps = build_problems(cfg, input_shape, task_kind, ways)
+    Engine(problems=problems, config=EngineConfig(train_iters=1, strategy="cpu"),
+           dependencies=deps, env=FixedEnv())
+    return problems[0], problems[1]
+
+
+def random_episode(tasks=1, ways=3, shots=2, query=3, shape=(1, 16, 16), seed=0,
+                   dtype=None) -> Episode:
+    g = torch.Generator().manual_seed(seed)
+    def images(n):
+        return torch.rand(tasks, n, *shape, generator=g, dtype=torch.float64).to(dtype or torch.get_default_dtype())
+    labels = lambda n: torch.arange(ways).repeat_interleave(n).repeat(tasks, 1)
+    return Episode(images(ways * shots), labels(shots), images(ways * query), labels(query))
+
+
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def rel_err(a, b) -> float:
+    a, b = flat(a) if isinstance(a, (list, tuple)) else a, flat(b) if isinstance(b, (list, tuple)) else b
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
