@@ -1,0 +1,56 @@
+"""Short runs of every problem through run.py, on sinusoid and on the shared Omniglot subset:
+the outer loss goes down and results.json has the fields users read."""
+import json
+
+import pytest
+
+import run
+
+PROBLEMS = ["maml", "fomaml", "imaml", "imaml-neumann"]
+RESULT_FIELDS = {"problem", "dataset", "seed", "iterations", "train_seconds", "test_seconds",
+                 "device", "test", "best_validation", "history", "config"}
+TEST_FIELDS = {"split", "metric", "mean", "ci95", "episodes", "steps", "loss"}
+
+
+def train(tmp_path, problem, dataset, iterations, *sets, data_root=None):
+    out = tmp_path / f"{problem}-{dataset}"
+    argv = ["--problem", problem, "--dataset", dataset, "--iterations", str(iterations),
+            "--out", str(out), "--seed", "1"]
+    if data_root:
+        argv += ["--data-root", str(data_root)]
+    for s in sets:
+        argv += ["--set", s]
+    assert run.main(argv) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def train_losses(results):
+    return [h["loss"] for h in results["history"] if "split" not in h]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_sinusoid_outer_loss_goes_down(tmp_path, problem):
+    results = train(tmp_path, problem, "sinusoid", 150, "eval.log_every=5", "eval.val_every=75",
+                    "eval.val_episodes=20", "eval.episodes=40")
+    losses = train_losses(results)
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.8 * first, (first, last)
+    assert RESULT_FIELDS <= set(results) and TEST_FIELDS <= set(results["test"])
+    assert results["test"]["metric"] == "mse" and results["test"]["episodes"] == 40
+    assert results["test"]["steps"] == 10 and results["iterations"] == 150
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_omniglot_subset_outer_loss_goes_down(tmp_path, shared_data_root, problem):
+    results = train(tmp_path, problem, "omniglot5w1s", 30, "model.hidden=16",
+                    "eval.log_every=1", "eval.val_every=15", "eval.val_episodes=8",
+                    "eval.episodes=8", "inner.steps=2", "eval.steps=3",
+                    data_root=shared_data_root)
+    losses = train_losses(results)
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < first, (first, last)
+    assert results["test"]["metric"] == "accuracy" and 0.0 <= results["test"]["mean"] <= 1.0
+    assert results["best_validation"]["iteration"] in (15, 30)
+    assert (tmp_path / f"{problem}-omniglot5w1s" / "best.pt").is_file()
