@@ -26,21 +26,30 @@ def dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], batch_dims: int = 
     return total
 
 
+def _per_system(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """A per-system scalar (or flag) shaped to broadcast over a stacked tensor."""
+    return s.reshape(s.shape + (1,) * (v.dim() - s.dim()))
+
+
 def _scale(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Broadcast a per-system scalar over a stacked tensor."""
-    return s.reshape(s.shape + (1,) * (v.dim() - s.dim())) * v
+    return _per_system(s, v) * v
 
 
 @dataclass
 class SolveInfo:
     iterations: int = 0
     residual_norms: list[float] = field(default_factory=list)  # max over systems, per iteration
+    negative_curvature: int = 0  # systems stopped because pᵀAp ≤ 0 (A not positive definite)
 
 
 def conjugate_gradient(matvec: MatVec, b: Vector, iters: int, tol: float = 0.0,
-                       batch_dims: int = 0) -> tuple[Vector, SolveInfo]:
+                       batch_dims: int = 0, fallback_scale: float = 0.0) -> tuple[Vector, SolveInfo]:
     """Solve A x = b from x₀ = 0. Stops after `iters` iterations or when every system's
-    residual norm is below `tol`·‖b‖. Systems that have converged stop moving."""
+    residual norm is below `tol`·‖b‖. Systems that have converged stop moving, and so do
+    systems where a search direction has pᵀAp ≤ 0: CG is only defined for positive-definite A,
+    and past that point its iterates grow without bound (truncated CG, as in Newton-CG).
+    A system stopped before its first step would return x = 0; it returns `fallback_scale`·b
+    instead (for A = H + λI, 1/λ: the answer if the curvature H were zero)."""
     x = [torch.zeros_like(t) for t in b]
     r = [t.clone() for t in b]
     p = [t.clone() for t in b]
@@ -48,12 +57,16 @@ def conjugate_gradient(matvec: MatVec, b: Vector, iters: int, tol: float = 0.0,
     b_norm = rr.sqrt()
     info = SolveInfo()
     tiny = torch.finfo(b[0].dtype).tiny
+    stopped = torch.zeros_like(rr, dtype=torch.bool)
     for _ in range(iters):
         if tol > 0 and bool((rr.sqrt() <= tol * b_norm).all()):
             break
         Ap = matvec(p)
         pAp = dot(p, Ap, batch_dims)
-        active = rr > tiny
+        stopped = stopped | (pAp <= 0)
+        if info.iterations == 0:
+            stopped_at_start = stopped.clone()
+        active = (rr > tiny) & ~stopped
         alpha = torch.where(active, rr / torch.where(pAp.abs() > tiny, pAp, torch.ones_like(pAp)),
                             torch.zeros_like(rr))
         x = [xi + _scale(alpha, pi) for xi, pi in zip(x, p)]
@@ -65,6 +78,10 @@ def conjugate_gradient(matvec: MatVec, b: Vector, iters: int, tol: float = 0.0,
         rr = rr_new
         info.iterations += 1
         info.residual_norms.append(float(rr.sqrt().max()))
+    info.negative_curvature = int(stopped.sum())
+    if info.iterations and fallback_scale and bool(stopped_at_start.any()):
+        x = [torch.where(_per_system(stopped_at_start, bi), fallback_scale * bi, xi)
+             for xi, bi in zip(x, b)]
     return x, info
 
 

@@ -8,6 +8,8 @@ block-diagonal Hessian as one independent system per task.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from betty.hypergradient import jvp_fn_mapping
 from torch import nn
@@ -47,6 +49,7 @@ class ImplicitInner(TaskAdaptation):
         self.solver_tol, self.damping = solver_tol, damping
         self.power_iters, self.neumann_alpha = power_iters, neumann_alpha
         self.last_solve = None
+        self.warned_indefinite = False
 
     def initial_learner(self, detach: bool) -> Learner:
         """The proximal inner objective, anchored at θ (detached: the solve is not unrolled)."""
@@ -77,8 +80,15 @@ class ImplicitInner(TaskAdaptation):
     def solve(self, hvp, vector):
         """x ≈ (∇²_φφ inner objective)⁻¹ vector, one system per task."""
         if self.solver == "cg":
-            x, info = conjugate_gradient(hvp, vector, self.solver_iters, self.solver_tol, batch_dims=1)
+            x, info = conjugate_gradient(hvp, vector, self.solver_iters, self.solver_tol, batch_dims=1,
+                                         fallback_scale=1.0 / (self.lam + self.damping))
             self.last_solve = info
+            if info.negative_curvature and not self.warned_indefinite:
+                self.warned_indefinite = True
+                warnings.warn(f"iMAML: I + H/λ is not positive definite on {info.negative_curvature} "
+                              f"of {len(vector[0])} tasks (λ={self.lam}); CG stopped early on them "
+                              f"(first-order answer where it could not take a step). "
+                              f"Raise inner.lam or inner.damping.", RuntimeWarning, stacklevel=2)
             return x
         alpha = self.neumann_alpha or safe_neumann_alpha(hvp, vector, self.power_iters, batch_dims=1)
         return neumann_series(hvp, vector, self.solver_iters, alpha, batch_dims=1)

@@ -25,29 +25,34 @@ def train(tmp_path, problem, dataset, iterations, *sets, data_root=None):
 
 
 def train_losses(results):
-    return [h["loss"] for h in results["history"] if "split" not in h]
+    return [h["loss"] for h in results["history"] if h["split"] == "train"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_sinusoid_outer_loss_goes_down(tmp_path, problem):
-    results = train(tmp_path, problem, "sinusoid", 150, "eval.log_every=5", "eval.val_every=75",
-                    "eval.val_episodes=20", "eval.episodes=40")
+    # Meta-batches of 4 sinusoids give noisy single-iteration losses: compare 20-iteration means.
+    # iMAML-CG oscillates after ~120 iterations at outer.lr 0.005 (seed 1); 0.002 is stable there.
+    outer_lr = 0.002 if problem == "imaml" else 0.005
+    results = train(tmp_path, problem, "sinusoid", 200, f"outer.lr={outer_lr}", "eval.log_every=1",
+                    "eval.val_every=100", "eval.val_episodes=20", "eval.episodes=40")
     losses = train_losses(results)
-    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    assert last < 0.8 * first, (first, last)
+    first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
+    assert last < 0.6 * first, (first, last)
     assert RESULT_FIELDS <= set(results) and TEST_FIELDS <= set(results["test"])
     assert results["test"]["metric"] == "mse" and results["test"]["episodes"] == 40
-    assert results["test"]["steps"] == 10 and results["iterations"] == 150
+    assert results["test"]["steps"] == 10 and results["iterations"] == 200
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_omniglot_subset_outer_loss_goes_down(tmp_path, shared_data_root, problem):
+    # At 2 steps of lr 0.1 (the preset) iMAML-CG's proximal adaptation barely moves φ on this
+    # 16-filter CNN and the loss stays flat for 30 iterations (measured); 3 steps of 0.3 learn.
+    inner = ["inner.steps=3", "inner.lr=0.3"] if problem == "imaml" else ["inner.steps=2"]
     results = train(tmp_path, problem, "omniglot5w1s", 30, "model.hidden=16",
                     "eval.log_every=1", "eval.val_every=15", "eval.val_episodes=8",
-                    "eval.episodes=8", "inner.steps=2", "eval.steps=3",
-                    data_root=shared_data_root)
+                    "eval.episodes=8", "eval.steps=3", *inner, data_root=shared_data_root)
     losses = train_losses(results)
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < first, (first, last)

@@ -100,3 +100,24 @@ def test_neumann_batched_alpha_per_system(batch):
     alpha = safe_neumann_alpha(matvec_of(A), parts, 50, bd, torch.Generator().manual_seed(0))
     x = torch.cat(neumann_series(matvec_of(A), parts, 400, alpha, bd), -1)
     assert float((x - exact).norm() / exact.norm()) < 1e-6
+
+
+def test_cg_stops_an_indefinite_system_and_leaves_positive_definite_ones_exact():
+    """A non-positive-definite system (iMAML with λ too small) is frozen at the first direction
+    of negative curvature and reported, instead of blowing up; the other tasks are unaffected."""
+    good = spd(30, 5.0, 4)
+    bad = torch.diag(torch.cat([torch.full((29,), 1.0), torch.tensor([-2.0])])).double()
+    A = torch.stack([good, bad])
+    b = torch.ones(2, 30, dtype=torch.float64)
+    b[1, :29] = 0.0  # b lies on the negative eigenvector: the first step already sees pᵀAp < 0
+    x, info = conjugate_gradient(matvec_of(A), list(torch.split(b, (10, 20), dim=-1)), iters=60,
+                                 batch_dims=1)
+    x = torch.cat(x, -1)
+    assert info.negative_curvature == 1
+    assert torch.isfinite(x).all() and float(x[1].abs().max()) == 0.0
+    assert torch.allclose(x[0], torch.linalg.solve(good, b[0]), atol=1e-8)
+    # With a fallback scale the stuck system answers fallback·b; the good one is unchanged.
+    y, _ = conjugate_gradient(matvec_of(A), list(torch.split(b, (10, 20), dim=-1)), iters=60,
+                              batch_dims=1, fallback_scale=0.5)
+    y = torch.cat(y, -1)
+    assert torch.equal(y[1], 0.5 * b[1]) and torch.equal(y[0], x[0])
