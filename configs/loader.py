@@ -30,7 +30,7 @@ POSITIVE = {"iterations", "data.ways", "data.shots", "data.query", "data.meta_ba
             "model.hidden", "inner.lr", "inner.steps", "inner.lam", "inner.solver_iters",
             "inner.power_iters", "outer.lr", "eval.steps", "eval.episodes", "eval.val_episodes",
             "eval.log_every"}
-NON_NEGATIVE = {"inner.grad_clip", "inner.grad_tol", "inner.solver_tol", "inner.damping",
+NON_NEGATIVE = {"checkpoint_every", "inner.grad_clip", "inner.grad_tol", "inner.solver_tol", "inner.damping",
                 "inner.neumann_alpha", "outer.min_lr_ratio", "eval.val_every", "data.split_seed"}
 #: Keys whose default is null but that take a value of this type.
 NULLABLE = {"data_root": str, "out": str, "data.train_name": str}
@@ -72,6 +72,14 @@ def _preset(folder: str, name: str, what: str) -> dict:
     if name not in options:
         raise ConfigError(f"unknown {what} {name!r}; choose one of: {', '.join(options)}")
     return read_yaml(HERE / folder / f"{name}.yaml")
+
+
+def _user_file(path: str) -> dict:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {file} not found; pass the path of a YAML file with keys "
+                          "from configs/defaults.yaml")
+    return read_yaml(file)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -147,13 +155,23 @@ def _check_values(cfg: dict) -> None:
 
 
 def load_config(problem: str, dataset: str, overrides: list[str] | None = None,
-                values: dict[str, Any] | None = None) -> dict:
+                values: dict[str, Any] | None = None, config_file: str | None = None) -> dict:
     """The validated config for `problem` on `dataset`. `values` are already-parsed flag
-    values (e.g. {'seed': 3}); `overrides` are raw `key=value` strings from --set."""
+    values (e.g. {'seed': 3}); `overrides` are raw `key=value` strings from --set;
+    `config_file` is a user's YAML, applied after the presets and before flags.
+
+    A dataset preset may hold `for_problem: {<problem>: {...}}`: settings the protocol of that
+    dataset prescribes for one problem (e.g. iMAML's inner step size on Omniglot)."""
     schema = read_yaml(HERE / "defaults.yaml")
     cfg = copy.deepcopy(schema)
     _merge(cfg, _preset("problems", problem, "problem"), schema, f"configs/problems/{problem}.yaml")
-    _merge(cfg, _preset("datasets", dataset, "dataset"), schema, f"configs/datasets/{dataset}.yaml")
+    preset = dict(_preset("datasets", dataset, "dataset"))
+    specific = preset.pop("for_problem", {}) or {}
+    _merge(cfg, preset, schema, f"configs/datasets/{dataset}.yaml")
+    if problem in specific:
+        _merge(cfg, specific[problem], schema, f"configs/datasets/{dataset}.yaml for_problem.{problem}")
+    if config_file:
+        _merge(cfg, _user_file(config_file), schema, config_file)
     layered = dict(values or {})
     for text in overrides or []:
         key, value = parse_override(text)

@@ -17,6 +17,7 @@ class Summary:
     episodes: int
     steps: int
     loss: float          # mean query loss (cross-entropy or MSE)
+    diverged: int = 0    # episodes whose adaptation ended in a NaN/inf query loss
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,4 +47,13 @@ def evaluate(inner, env, split: str, episodes: int, steps: int, chunk: int = 4,
             progress(len(losses), episodes)
     metric = "mse" if env.task_kind == "regression" else "accuracy"
     mean, ci = confidence_interval(scores)
-    return Summary(split, metric, mean, ci, episodes, steps, float(np.mean(losses)))
+    diverged = int(np.sum(~np.isfinite(np.asarray(losses, dtype=np.float64))))
+    return Summary(split, metric, mean, ci, episodes, steps, float(np.mean(losses)), diverged)
+
+
+def divergence_hint(summary: Summary, inner_lr: float) -> str:
+    """'' when every episode adapted to a finite loss, else what happened and what to lower."""
+    if not summary.diverged:
+        return ""
+    return (f"adaptation diverged (NaN/inf query loss) on {summary.diverged} of {summary.episodes} "
+            f"{summary.split} episodes; lower inner.lr (now {inner_lr}) or eval.steps (now {summary.steps})")

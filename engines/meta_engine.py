@@ -1,23 +1,26 @@
 """MetaEngine: Betty's Engine with the meta-learning protocol around it. Each iteration draws
 one meta-batch (env.step), lets Betty run the inner problem and then the outer update; every
-`val_every` iterations it validates with `eval.steps` adaptation steps and keeps the best θ;
-at the end it tests the best θ on `eval.episodes` test episodes and writes results.json."""
+`eval.val_every` iterations it validates with `eval.steps` adaptation steps and keeps the best θ;
+every `checkpoint_every` iterations it writes a resumable checkpoint; at the end it tests the
+best θ on `eval.episodes` test episodes and writes results.json, log.csv and curves.png."""
 from __future__ import annotations
 
 import json
 import logging
-import math
-import sys
+import os
 import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from betty.configs import EngineConfig
 from betty.engine import Engine
 from betty.logging.logger_base import get_logger
 
-from engines.checkpoint import load_checkpoint, save_checkpoint
-from engines.evaluation import Summary, evaluate
+from engines.checkpoint import CheckpointError, capture_rng, restore_rng, save_checkpoint
+from engines.evaluation import Summary, divergence_hint, evaluate
+from engines.progress import Progress
+from engines.records import CsvLog, plot_curves, tensorboard_logger
 from problems import NonFiniteLoss, build_problems
 
 
@@ -26,7 +29,10 @@ class TrainingDiverged(RuntimeError):
 
 
 def engine_strategy(device: str) -> str:
-    """Betty picks CUDA whenever torch sees one; make the choice explicit."""
+    """Betty picks CUDA whenever torch sees one; make the choice explicit. Under torchrun
+    (WORLD_SIZE > 1) the run is data-parallel over the meta-batch."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "distributed"
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         return "gpu"
     return "cpu"
@@ -34,81 +40,166 @@ def engine_strategy(device: str) -> str:
 
 class MetaEngine(Engine):
     def __init__(self, cfg: dict, env, out_dir: Path | None = None, verbose: bool = False,
-                 log=print):
+                 log=print, resume: dict | None = None, progress: bool = True):
         get_logger().setLevel(logging.INFO if verbose else logging.WARNING)
         torch.manual_seed(cfg["seed"])
         problems, dependencies = build_problems(cfg, env.input_shape, env.task_kind, env.output_dim)
-        val_every = cfg["eval"]["val_every"] or cfg["iterations"] + 1
-        config = EngineConfig(train_iters=cfg["iterations"], valid_step=val_every,
-                              strategy=engine_strategy(cfg["device"]))
+        config = EngineConfig(train_iters=cfg["iterations"], valid_step=cfg["eval"]["val_every"],
+                              strategy=engine_strategy(cfg["device"]),
+                              backend="nccl" if torch.cuda.is_available() else "gloo")
         self.cfg, self.out_dir, self.log = cfg, Path(out_dir) if out_dir else None, log
         self.history: list[dict] = []
         self.best: dict | None = None
         self.train_seconds = 0.0
+        self.show_progress = progress
         super().__init__(problems=problems, config=config, dependencies=dependencies, env=env)
+        self.csv = CsvLog(self.out_dir / "log.csv" if self.out_dir and self.is_rank_zero() else None)
+        self.tensorboard = tensorboard_logger(self.out_dir / "tensorboard"
+                                              if self.out_dir and self.is_rank_zero() else None)
+        if resume is not None:
+            self.load_state(resume)
+
+    # ---- systems ------------------------------------------------------------------------
+    def configure_systems(self):
+        """Betty's distributed set-up assumes CUDA (it divides by the GPU count); this one also
+        runs on CPU processes with gloo, and on one GPU per rank with nccl."""
+        if self._strategy != "distributed":
+            return super().configure_systems()
+        if not dist.is_initialized():
+            dist.init_process_group(backend=self._backend)
+        self._world_size, self._rank = dist.get_world_size(), dist.get_rank()
+        if torch.cuda.is_available():
+            self._local_rank = int(os.environ.get("LOCAL_RANK", self._rank % torch.cuda.device_count()))
+            torch.cuda.set_device(self._local_rank)
+            self.device = torch.device("cuda", self._local_rank)
+        else:
+            self._local_rank = self._rank
+            self.device = "cpu"
+        return {"strategy": self._strategy, "backend": self._backend, "world_size": self._world_size,
+                "rank": self._rank, "local_rank": self._local_rank}
 
     # ---- one meta-iteration -------------------------------------------------------------
     def train_step(self):
-        self.env.step()
+        batch = self.env.step()
+        if self._world_size > 1:  # each rank adapts to its share of the meta-batch
+            self.env.batch = batch.split(self._world_size, self._rank)
         try:
             super().train_step()
         except NonFiniteLoss as err:
+            where = ""
+            if self.out_dir and (self.out_dir / "last.pt").exists():
+                where = f" ({self.out_dir / 'last.pt'} is the last good checkpoint)"
             raise TrainingDiverged(
                 f"{err} at iteration {self.global_step}; lower outer.lr (now "
                 f"{self.cfg['outer']['lr']}) or inner.lr (now {self.cfg['inner']['lr']}), or set "
-                f"inner.grad_clip; the last good checkpoint is kept") from None
-        stats = {"iteration": self.global_step, **self.outer.last_stats}
-        if self.global_step % self.cfg["eval"]["log_every"] == 0 or self.global_step == 1:
-            self.history.append(stats)
-            self.log(format_stats("train", stats))
+                f"inner.grad_clip{where}") from None
+        return dict(self.outer.last_stats)
 
     def validation(self):
         e = self.cfg["eval"]
         summary = evaluate(self.inner, self.env, "validation", e["val_episodes"], e["steps"],
                            self.cfg["data"]["meta_batch"])
         stats = {"iteration": self.global_step, "split": "validation", "mean": summary.mean,
-                 "ci95": summary.ci95, "loss": summary.loss}
-        self.history.append(stats)
-        better = self.best is None or (summary.mean > self.best["mean"] if summary.metric == "accuracy"
-                                       else summary.mean < self.best["mean"])
+                 "ci95": summary.ci95, "loss": summary.loss, "seconds": self.elapsed()}
+        self.record(stats)
+        better = not summary.diverged and (self.best is None or self.improves(summary))
         if better:
             self.best = stats
-            if self.out_dir:
-                save_checkpoint(self.out_dir / "best.pt", self.checkpoint_state())
+            self.save("best.pt")
+        hint = divergence_hint(summary, self.cfg["inner"]["lr"])
         self.log(f"[validation] iteration {self.global_step}: {summary.metric} {summary}"
-                 + ("  (best)" if better else ""))
-        return {"mean": summary.mean, "loss": summary.loss}
+                 + ("  (best)" if better else "") + (f"  ({hint})" if hint else ""))
+        return stats
 
-    # ---- state --------------------------------------------------------------------------
-    def checkpoint_state(self) -> dict:
-        return {"model": self.outer.module.state_dict(), "iteration": self.global_step,
-                "config": self.cfg, "problem": self.cfg["problem"], "dataset": self.cfg["dataset"]}
+    def improves(self, summary: Summary) -> bool:
+        if summary.metric == "accuracy":
+            return summary.mean > self.best["mean"]
+        return summary.mean < self.best["mean"]
 
-    # ---- whole run ----------------------------------------------------------------------
-    def run(self):
-        start = time.perf_counter()
-        super().run()
-        self.train_seconds = time.perf_counter() - start
-        if self.out_dir:
-            save_checkpoint(self.out_dir / "last.pt", self.checkpoint_state())
+    def record(self, stats: dict) -> None:
+        self.history.append(stats)
+        self.csv.write(stats)
+        if self.tensorboard is not None:
+            values = {k: v for k, v in stats.items() if isinstance(v, float)}
+            self.tensorboard.log(values, tag=stats["split"], step=stats["iteration"])
+
+    # ---- the loop -----------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return round(self.train_seconds + time.perf_counter() - self._started, 3)
+
+    def run(self) -> Summary | None:
+        e, total = self.cfg["eval"], self.cfg["iterations"]
+        self._started = time.perf_counter()
+        bar = Progress(total, self.global_step, enabled=self.show_progress and self.is_rank_zero())
+        self.log = bar.wrap(self.log)
+        self.train()
+        while self.global_step < total:
+            self.global_step += 1
+            stats = self.train_step()
+            bar.update(stats)
+            if self.global_step % e["log_every"] == 0 or self.global_step in (1, total):
+                self.record({"iteration": self.global_step, "split": "train", **stats,
+                             "seconds": self.elapsed()})
+            if not self.is_rank_zero():
+                continue
+            if e["val_every"] and self.global_step % e["val_every"] == 0:
+                self.eval()
+                self.validation()
+                self.train()
+            if self.cfg["checkpoint_every"] and self.global_step % self.cfg["checkpoint_every"] == 0:
+                self.save("last.pt")
+        bar.close()
+        self.train_seconds = self.elapsed()
+        if not self.is_rank_zero():
+            self.cleanup()
+            return None
+        self.save("last.pt")
         if self.best is not None and self.out_dir:
+            from engines.checkpoint import load_checkpoint
             self.outer.module.load_state_dict(load_checkpoint(self.out_dir / "best.pt")["model"])
-        return self.test()
+        summary = self.test()
+        self.cleanup()
+        return summary
 
     def test(self) -> Summary:
         e = self.cfg["eval"]
         start = time.perf_counter()
+        self.eval()
         summary = evaluate(self.inner, self.env, "test", e["episodes"], e["steps"],
                            self.cfg["data"]["meta_batch"])
         test_seconds = time.perf_counter() - start
         if self.out_dir:
             write_results(self.out_dir, self.cfg, summary, self, test_seconds)
+            plot_curves(self.history, self.out_dir / "curves.png", summary.metric)
         return summary
 
+    # ---- state --------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.outer.module.state_dict(), "outer": self.outer.state_dict(),
+                "iteration": self.global_step, "env": self.env.state_dict(),
+                "counts": {p.name: p._count for p in self.problems}, "rng": capture_rng(),
+                "history": self.history, "best": self.best, "train_seconds": self.elapsed(),
+                "config": self.cfg, "problem": self.cfg["problem"], "dataset": self.cfg["dataset"]}
 
-def format_stats(tag: str, stats: dict) -> str:
-    parts = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()]
-    return f"[{tag}] " + "  ".join(parts)
+    def save(self, name: str) -> None:
+        if self.out_dir and self.is_rank_zero():
+            save_checkpoint(self.out_dir / name, self.state())
+
+    def load_state(self, state: dict) -> None:
+        """Continue exactly where `state` was taken: θ, optimizer and scheduler, counters,
+        episode position, RNG streams and the records so far."""
+        try:
+            self.outer.load_state_dict(state["outer"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise CheckpointError(f"checkpoint does not fit this model ({type(err).__name__}); it was "
+                                  f"written by {state.get('problem')} on {state.get('dataset')}") from None
+        self.global_step = state["iteration"]
+        self.env.load_state_dict(state["env"])
+        for problem in self.problems:
+            problem._count = state["counts"][problem.name]
+        restore_rng(state["rng"])
+        self.history, self.best = list(state["history"]), state["best"]
+        self.train_seconds = state["train_seconds"]
 
 
 def write_results(out_dir: Path, cfg: dict, summary: Summary, engine: MetaEngine,

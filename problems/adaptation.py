@@ -14,9 +14,10 @@ from betty.problems import ImplicitProblem
 from torch import nn
 
 from optimizers import InnerLoopOptimizer, Learner
+from problems.distributed import ExplicitSync
 
 
-class TaskAdaptation(ImplicitProblem):
+class TaskAdaptation(ExplicitSync, ImplicitProblem):
     def __init__(self, name, config, backbone: nn.Module, inner_optimizer: InnerLoopOptimizer,
                  task_kind: str, steps: int, module: nn.Module | None = None):
         super().__init__(name, config, module=module if module is not None else nn.Module())

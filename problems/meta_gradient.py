@@ -14,6 +14,8 @@ def compute_meta_gradient(outer, inner, episode) -> list[torch.Tensor]:
     params = outer.trainable_parameters()
     outer.backward(loss=loss, params=params, paths=outer.paths,
                    create_graph=False, retain_graph=outer.config.retain_graph, allow_unused=True)
+    if outer.is_implemented("grad_callback"):
+        outer.grad_callback()  # data-parallel averaging, as in training
     grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
     outer.zero_grad()
     return grads

@@ -9,6 +9,8 @@ import torch
 from betty.problems import ImplicitProblem
 from torch import nn
 
+from problems.distributed import ExplicitSync, average_gradients
+
 
 class MetaModel(nn.Module):
     """Everything the outer level learns, in one module so one state_dict holds it."""
@@ -23,7 +25,7 @@ class NonFiniteLoss(RuntimeError):
     """The meta-loss became NaN or inf; raised before θ is updated with it."""
 
 
-class Outer(ImplicitProblem):
+class Outer(ExplicitSync, ImplicitProblem):
     def __init__(self, name, config, meta_model: MetaModel, optimizer, scheduler=None):
         super().__init__(name, config, module=meta_model, optimizer=optimizer, scheduler=scheduler)
         self.last_stats: dict[str, float] = {}
@@ -43,3 +45,8 @@ class Outer(ImplicitProblem):
             raise NonFiniteLoss(f"meta-loss is {value}")
         self.last_stats = {k: float(v.detach()) for k, v in stats.items()}
         return stats
+
+    def grad_callback(self):
+        """Betty calls this between backward and the optimizer step."""
+        if self._world_size and self._world_size > 1:
+            average_gradients(self.trainable_parameters(), len(self.env.batch))

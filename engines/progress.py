@@ -1,0 +1,25 @@
+"""A tqdm bar with the latest loss and accuracy (it/s and ETA come with tqdm); log lines are
+written through it so they do not break the bar. Off when stderr is not a terminal."""
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+
+class Progress:
+    def __init__(self, total: int, start: int, enabled: bool = True):
+        self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True,
+                        disable=not enabled or not sys.stderr.isatty(), desc="meta-train")
+
+    def update(self, stats: dict) -> None:
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+        self.bar.update(1)
+
+    def wrap(self, log):
+        if self.bar.disable:
+            return log
+        return lambda line: self.bar.write(line)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,133 @@
+"""Runs users can trust: resume after SIGKILL ends exactly where an uninterrupted run ends,
+checkpoints survive a full disk, re-testing a checkpoint, and the records a run leaves."""
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import run
+from engines import checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SINUSOID = ["--problem", "maml", "--dataset", "sinusoid", "--seed", "3", "--set", "eval.episodes=20",
+            "--set", "eval.val_episodes=10", "--set", "eval.val_every=20", "--set", "eval.log_every=5"]
+
+
+# One thread in every process: CPU results are bitwise reproducible only at equal thread counts.
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def launch(out, iterations, *extra):
+    return subprocess.Popen([sys.executable, "run.py", *SINUSOID, "--iterations", str(iterations),
+                             "--out", str(out), "--set", "checkpoint_every=10", *extra],
+                            cwd=ROOT, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def model_of(path):
+    return checkpoint.load_checkpoint(path)["model"]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    straight = launch(tmp_path / "straight", 200)
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+
+    killed = launch(tmp_path / "killed", 200)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once a mid-run checkpoint exists
+        if last.exists() and 20 <= checkpoint.load_checkpoint(last)["iteration"] < 200:
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    stopped_at = checkpoint.load_checkpoint(last)["iteration"]
+    assert stopped_at < 200
+
+    resumed = subprocess.run([sys.executable, "run.py", "--resume", str(tmp_path / "killed")],
+                             cwd=ROOT, env=ONE_THREAD, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"at iteration {stopped_at}" in resumed.stdout
+    a, b = model_of(tmp_path / "straight" / "last.pt"), model_of(last)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert model_of(tmp_path / "straight" / "best.pt").keys() == model_of(tmp_path / "killed" / "best.pt").keys()
+
+
+def short_run(tmp_path, name="r", *extra):
+    out = tmp_path / name
+    assert run.main([*SINUSOID, "--iterations", "20", "--out", str(out), *extra]) == 0
+    return out
+
+
+def test_resume_refuses_another_problem(tmp_path, capsys):
+    out = short_run(tmp_path)
+    assert run.main(["--resume", str(out), "--problem", "imaml"]) == 2
+    err = capsys.readouterr().err
+    assert "maml run on sinusoid" in err and "--problem" in err and "\n" not in err.strip()
+
+
+def test_run_leaves_csv_curves_checkpoints_and_tensorboard(tmp_path):
+    out = short_run(tmp_path)
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,split,loss")
+    assert any(",validation," in r for r in rows) and any(",train," in r for r in rows)
+    assert (out / "curves.png").stat().st_size > 10_000
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+    state = checkpoint.load_checkpoint(out / "last.pt")
+    assert {"model", "outer", "rng", "iteration", "config", "version", "env"} <= set(state)
+    assert "optimizer" in state["outer"]
+    pytest.importorskip("tensorboard")
+    assert any((out / "tensorboard").iterdir())
+
+
+def test_evaluate_retests_a_checkpoint(tmp_path, capsys):
+    out = short_run(tmp_path)
+    capsys.readouterr()
+    assert run.main(["evaluate", "--checkpoint", str(out / "best.pt"), "--episodes", "12",
+                     "--steps", "3"]) == 0
+    line = capsys.readouterr().out
+    assert "test mse" in line and "12 episodes" in line and "3 steps" in line
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
+    out = short_run(tmp_path)
+    before = (out / "last.pt").read_bytes()
+
+    def disk_full(obj, handle):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
+    assert run.main(["--resume", str(out), "--iterations", "30"]) == 2
+    err = capsys.readouterr().err
+    assert "disk full" in err and "intact" in err and "\n" not in err.strip()
+    assert (out / "last.pt").read_bytes() == before
+    assert not list(out.glob("*.tmp"))
+
+
+def test_bad_yaml_config_file(tmp_path, capsys):
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("inner:\n  lr: [0.1\n")
+    assert run.main(["--dataset", "sinusoid", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "mine.yaml" in err and "YAML" in err and "\n" not in err.strip()
+
+
+def test_config_file_sets_keys(tmp_path, capsys):
+    good = tmp_path / "mine.yaml"
+    good.write_text("inner:\n  lrr: 0.1\n")
+    assert run.main(["--dataset", "sinusoid", "--config", str(good)]) == 2
+    assert "inner.lrr" in capsys.readouterr().err
+
+
+def test_impossible_episode(capsys, shared_data_root):
+    assert run.main(["--dataset", "omniglot5w1s", "--data-root", str(shared_data_root),
+                     "--set", "data.shots=30"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "shots" in err
