@@ -8,9 +8,10 @@ from tqdm import tqdm
 
 
 class Progress:
-    def __init__(self, total: int, start: int, enabled: bool = True):
-        self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True,
-                        disable=not enabled or not sys.stderr.isatty(), desc="meta-train")
+    def __init__(self, total: int, start: int, enabled: bool = True, stream=None):
+        stream = stream or sys.stderr
+        self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, file=stream,
+                        disable=not enabled or not stream.isatty(), desc="meta-train")
 
     def update(self, stats: dict) -> None:
         self.bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)

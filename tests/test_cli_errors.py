@@ -1,8 +1,10 @@
 """Every mistake a user can make on the command line ends in one line on stderr naming the
 fix and exit status 2, never a traceback."""
 import pytest
+import torch
 
 import run
+from engines import load_checkpoint
 
 
 def fails(capsys, argv, *needles):
@@ -59,6 +61,11 @@ def test_evaluate_corrupt_checkpoint(capsys, tmp_path):
 
 def test_diverging_loss_stops_with_the_iteration_and_what_to_lower(capsys, tmp_path):
     err = fails(capsys, ["--dataset", "sinusoid", "--iterations", "50", "--out", str(tmp_path / "r"),
-                         "--set", "inner.lr=100.0", "--set", "eval.val_every=0"],
-                "iteration", "inner.lr")
+                         "--set", "outer.lr=1.0", "--set", "eval.val_every=0",
+                         "--set", "checkpoint_every=1"],
+                "iteration 2", "outer.lr", "last good checkpoint")
     assert "nan" in err.lower() or "inf" in err.lower()
+    # The last checkpoint written before the divergence survives and holds finite parameters.
+    state = load_checkpoint(tmp_path / "r" / "last.pt")
+    assert 1 <= state["iteration"] < 50
+    assert all(torch.isfinite(v).all() for v in state["model"].values())

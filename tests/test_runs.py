@@ -1,6 +1,7 @@
 """Runs users can trust: resume after SIGKILL ends exactly where an uninterrupted run ends,
 checkpoints survive a full disk, re-testing a checkpoint, and the records a run leaves."""
 import errno
+import io
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ import torch
 
 import run
 from engines import checkpoint
+from engines.evaluation import Summary, divergence_hint
+from engines.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 SINUSOID = ["--problem", "maml", "--dataset", "sinusoid", "--seed", "3", "--set", "eval.episodes=20",
@@ -131,3 +134,27 @@ def test_impossible_episode(capsys, shared_data_root):
                      "--set", "data.shots=30"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and "shots" in err
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_shows_loss_accuracy_rate_and_eta():
+    screen = Terminal()
+    bar = Progress(total=50, start=10, stream=screen)
+    for _ in range(3):
+        bar.update({"loss": 1.25, "acc": 0.5})
+    bar.close()
+    shown = screen.getvalue()
+    assert "13/50" in shown and "loss=1.250" in shown and "acc=0.500" in shown
+    assert "it/s" in shown or "s/it" in shown
+    assert "<" in shown  # tqdm's elapsed<remaining (ETA)
+
+
+def test_divergence_in_evaluation_names_the_count_and_the_fix():
+    summary = Summary("validation", "mse", float("nan"), float("nan"), 20, 10, float("nan"), diverged=3)
+    hint = divergence_hint(summary, inner_lr=0.5)
+    assert "3 of 20 validation episodes" in hint and "inner.lr (now 0.5)" in hint
+    assert divergence_hint(Summary("test", "mse", 1.0, 0.1, 20, 10, 1.0), 0.5) == ""
