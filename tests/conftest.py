@@ -15,3 +15,13 @@ def shared_data_root() -> Path:
             return Path(candidate)
     pytest.skip("shared datasets not found: set METALEARN_DATA_ROOT to a folder holding omniglot-py/ "
                 "(and glyphs/), or place them at ../shared/datasets beside the repo")
+
+
+@pytest.fixture
+def float64():
+    """Exact comparisons: build and run in float64, restoring the default dtype afterwards."""
+    import torch
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

@@ -26,6 +26,34 @@ def make_cfg(problem: str, dataset: str = "omniglot5w1s", **sets) -> dict:
     return load_config(problem, dataset, [f"{k}={v}" for k, v in sets.items()])
 
 
+TINY = {"model.hidden": 4, "inner.lr": 0.1, "inner.steps": 3}
+
+
+def tiny_cfg(problem: str, **sets) -> dict:
+    """A model small enough for exact (float64, dense) checks; `sets` override the defaults."""
+    return make_cfg(problem, **{**TINY, **sets})
+
+
+def train_run(tmp_path, problem: str, dataset: str, iterations: int, *sets, extra=(), name=None,
+              data_root=None) -> dict:
+    """Train through run.main (the CLI path) with seed 1 and return results.json."""
+    import json
+    import run
+    out = tmp_path / f"{name or problem}-{dataset}"
+    argv = ["--problem", problem, "--dataset", dataset, "--iterations", str(iterations),
+            "--out", str(out), "--seed", "1", *extra]
+    if data_root:
+        argv += ["--data-root", str(data_root)]
+    for s in sets:
+        argv += ["--set", s]
+    assert run.main(argv) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def train_losses(results) -> list[float]:
+    return [h["loss"] for h in results["history"] if h["split"] == "train"]
+
+
 def build_system(cfg: dict, input_shape=(1, 16, 16), ways: int = 3, task_kind="classification",
                  seed: int = 0):
     """(outer, inner) initialised by a plain Betty Engine, as training initialises them."""

@@ -1,6 +1,5 @@
 """Every mistake a user can make on the command line ends in one line on stderr naming the
 fix and exit status 2, never a traceback."""
-import pytest
 import torch
 
 import run

@@ -1,31 +1,14 @@
 """Short runs of every problem through run.py, on sinusoid and on the shared Omniglot subset:
 the outer loss goes down and results.json has the fields users read."""
-import json
 
 import pytest
 
-import run
+from support import train_losses, train_run as train
 
 PROBLEMS = ["maml", "fomaml", "imaml", "imaml-neumann"]
 RESULT_FIELDS = {"problem", "dataset", "seed", "iterations", "train_seconds", "test_seconds",
                  "device", "test", "best_validation", "history", "config"}
 TEST_FIELDS = {"split", "metric", "mean", "ci95", "episodes", "steps", "loss"}
-
-
-def train(tmp_path, problem, dataset, iterations, *sets, data_root=None):
-    out = tmp_path / f"{problem}-{dataset}"
-    argv = ["--problem", problem, "--dataset", dataset, "--iterations", str(iterations),
-            "--out", str(out), "--seed", "1"]
-    if data_root:
-        argv += ["--data-root", str(data_root)]
-    for s in sets:
-        argv += ["--set", s]
-    assert run.main(argv) == 0
-    return json.loads((out / "results.json").read_text())
-
-
-def train_losses(results):
-    return [h["loss"] for h in results["history"] if h["split"] == "train"]
 
 
 @pytest.mark.slow

@@ -12,20 +12,7 @@ from envs import Episode
 from optimizers import SGD
 from problems import ImplicitInner, MetaModel, Outer
 from problems.meta_gradient import compute_meta_gradient
-from support import FixedEnv, build_system, flat, make_cfg, random_episode, rel_err
-
-
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def tiny(problem, **sets):
-    base = {"model.hidden": 4, "inner.lr": 0.1, "inner.steps": 3}
-    return make_cfg(problem, **{**base, **sets})
+from support import FixedEnv, build_system, flat, random_episode, rel_err, tiny_cfg
 
 
 def l2l_maml_gradient(backbone, episode, lr, steps, first_order=False):
@@ -44,7 +31,7 @@ def test_maml_matches_learn2learn(dtype, tol):
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        outer, inner = build_system(tiny("maml"))
+        outer, inner = build_system(tiny_cfg("maml"))
         episode = random_episode(dtype=dtype)
         ours = compute_meta_gradient(outer, inner, episode)
         theirs = l2l_maml_gradient(inner.backbone, episode, lr=0.1, steps=3)
@@ -55,13 +42,13 @@ def test_maml_matches_learn2learn(dtype, tol):
 
 def test_maml_and_fomaml_differ_measurably(float64):
     episode = random_episode()
-    maml = compute_meta_gradient(*build_system(tiny("maml")), episode)
-    fomaml = compute_meta_gradient(*build_system(tiny("fomaml")), episode)
+    maml = compute_meta_gradient(*build_system(tiny_cfg("maml")), episode)
+    fomaml = compute_meta_gradient(*build_system(tiny_cfg("fomaml")), episode)
     assert rel_err(fomaml, maml) > 1e-3
 
 
 def test_fomaml_is_the_query_gradient_at_the_adapted_point(float64):
-    outer, inner = build_system(tiny("fomaml"))
+    outer, inner = build_system(tiny_cfg("fomaml"))
     episode = random_episode()
     ours = compute_meta_gradient(outer, inner, episode)
     # independent: plain SGD on a deep copy, then the gradient of the query loss at φ
@@ -78,7 +65,7 @@ def test_fomaml_is_the_query_gradient_at_the_adapted_point(float64):
 
 
 def test_maml_meta_gradient_matches_finite_differences(float64):
-    outer, inner = build_system(tiny("maml", **{"inner.steps": 2}))
+    outer, inner = build_system(tiny_cfg("maml", **{"inner.steps": 2}))
     episode = random_episode()
     grad = flat(compute_meta_gradient(outer, inner, episode))
     params = list(inner.backbone.parameters())
@@ -138,7 +125,7 @@ def dense_implicit_gradient(inner, episode, lam):
 @pytest.mark.parametrize("solver,iters", [("cg", 200), ("neumann", 400)])
 def test_imaml_matches_a_dense_solve(float64, solver, iters):
     lam = 30.0  # large enough that I + H/λ is positive definite on this non-convex net
-    cfg = tiny("imaml", **{"inner.lam": lam, "inner.steps": 5, "inner.solver": solver,
+    cfg = tiny_cfg("imaml", **{"inner.lam": lam, "inner.steps": 5, "inner.solver": solver,
                            "inner.solver_iters": iters, "inner.solver_tol": 1e-14,
                            "inner.power_iters": 100})
     outer, inner = build_system(cfg)
@@ -150,7 +137,7 @@ def test_imaml_matches_a_dense_solve(float64, solver, iters):
 def test_imaml_cg_error_falls_with_iterations(float64):
     lam = 30.0
     episode = random_episode(tasks=2)
-    outer, inner = build_system(tiny("imaml", **{"inner.lam": lam}))
+    outer, inner = build_system(tiny_cfg("imaml", **{"inner.lam": lam}))
     inner.one_step_descent(episode)
     exact = dense_implicit_gradient(inner, episode, lam)
     errors = []
