@@ -20,7 +20,7 @@ CHOICES = {
     "data.rotations": ("train", "all", "none"),
     "data.split_by": ("alphabet", "character"),
     "model.backbone": ("cnn4", "mlp"),
-    "inner.kind": ("unrolled", "implicit"),
+    "inner.kind": ("unrolled", "implicit", "reptile"),
     "inner.solver": ("cg", "neumann"),
     "outer.optimizer": ("adam", "sgd"),
     "outer.schedule": ("constant", "cosine"),
@@ -31,7 +31,8 @@ POSITIVE = {"iterations", "data.ways", "data.shots", "data.query", "data.meta_ba
             "inner.power_iters", "outer.lr", "eval.steps", "eval.episodes", "eval.val_episodes",
             "eval.log_every"}
 NON_NEGATIVE = {"checkpoint_every", "inner.grad_clip", "inner.grad_tol", "inner.solver_tol", "inner.damping",
-                "inner.neumann_alpha", "outer.min_lr_ratio", "eval.val_every", "data.split_seed"}
+                "inner.neumann_alpha", "outer.min_lr_ratio", "eval.val_every", "data.split_seed",
+                "inner.mamlpp.min_lr", "inner.mamlpp.msl_iters", "inner.mamlpp.first_order_iters"}
 #: Keys whose default is null but that take a value of this type.
 NULLABLE = {"data_root": str, "out": str, "data.train_name": str}
 

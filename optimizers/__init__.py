@@ -1,9 +1,12 @@
 """How φ moves in the inner loop (InnerLoopOptimizer and variants), and the linear solvers
 behind implicit hypergradients. Depends on torch only."""
+from optimizers.anil import ANIL
 from optimizers.base import InnerLoopOptimizer
 from optimizers.learner import Learner
+from optimizers.mamlpp import MAMLPlusPlus
+from optimizers.metasgd import MetaSGD
 from optimizers.registry import OPTIMIZERS, OptimizerSpecError, resolve_optimizer
 from optimizers.sgd import SGD
 
-__all__ = ["InnerLoopOptimizer", "Learner", "OPTIMIZERS", "OptimizerSpecError",
-           "resolve_optimizer", "SGD"]
+__all__ = ["ANIL", "InnerLoopOptimizer", "Learner", "MAMLPlusPlus", "MetaSGD", "OPTIMIZERS",
+           "OptimizerSpecError", "resolve_optimizer", "SGD"]

@@ -14,7 +14,8 @@ from torch.func import functional_call
 
 class Learner(nn.Module):
     def __init__(self, backbone: nn.Module, params: dict[str, torch.Tensor], task: str,
-                 anchor: dict[str, torch.Tensor] | None = None, prox: float = 0.0):
+                 anchor: dict[str, torch.Tensor] | None = None, prox: float = 0.0,
+                 step: int | None = None):
         super().__init__()
         # Not registered as a submodule: a Learner is a view of the backbone, not its owner.
         object.__setattr__(self, "backbone", backbone)
@@ -22,6 +23,12 @@ class Learner(nn.Module):
         self.task = task  # "classification" or "regression"
         self.anchor = anchor  # iMAML's proximal centre θ (None: no proximal term)
         self.prox = prox
+        # The inner step that produced these parameters: per-step layers (MAML++'s batch norm)
+        # use it when a call gives no step, so a query is judged with the layers of its step.
+        self.step = step
+        # The learners after every inner step, when the optimizer records them (MAML++'s
+        # multi-step loss scores the query set along the whole trajectory).
+        self.trajectory: list[Learner] = []
 
     @classmethod
     def of(cls, backbone: nn.Module, task: str, detach: bool = False) -> "Learner":
@@ -31,11 +38,26 @@ class Learner(nn.Module):
         return cls(backbone, params, task)
 
     def with_params(self, params: dict[str, torch.Tensor]) -> "Learner":
-        """Same backbone and proximal term, new parameter values (missing keys kept)."""
-        return Learner(self.backbone, {**self.params, **params}, self.task, self.anchor, self.prox)
+        """Same backbone, proximal term and kind, new parameter values (missing keys kept)."""
+        return type(self)(self.backbone, {**self.params, **params}, self.task, self.anchor,
+                          self.prox, self.step)
+
+    def at_step(self, step: int | None) -> "Learner":
+        learner = self.with_params({})
+        learner.step = step
+        return learner
 
     def forward(self, x: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        step = self.step if step is None else step
         return functional_call(self.backbone, self.params, (x,), {"step": step})
+
+    def features(self, x: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        """The backbone's body (`backbone.features`) at these parameters, for optimizers that
+        adapt only the head on features computed once (ANIL)."""
+        step = self.step if step is None else step
+        body = _Method(self.backbone, "features")
+        return functional_call(body, {f"module.{k}": v for k, v in self.params.items()}, (x,),
+                               {"step": step})
 
     def task_loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "classification":
@@ -62,3 +84,14 @@ class Learner(nn.Module):
 
     def detached(self) -> "Learner":
         return self.with_params({k: v.detach() for k, v in self.params.items()})
+
+
+class _Method(nn.Module):
+    """Runs one method of a module as `forward`, so functional_call can call it."""
+
+    def __init__(self, module: nn.Module, method: str):
+        super().__init__()
+        self.module, self.method = module, method
+
+    def forward(self, *args, **kwargs):
+        return getattr(self.module, self.method)(*args, **kwargs)

@@ -4,14 +4,13 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from optimizers.base import InnerLoopOptimizer
+from optimizers.anil import ANIL
+from optimizers.base import InnerLoopOptimizer, OptimizerSpecError  # noqa: F401 (re-exported)
+from optimizers.mamlpp import MAMLPlusPlus
+from optimizers.metasgd import MetaSGD
 from optimizers.sgd import SGD
 
-OPTIMIZERS: dict[str, type] = {"sgd": SGD}
-
-
-class OptimizerSpecError(ValueError):
-    """A named optimizer that does not exist or a class that does not have the interface."""
+OPTIMIZERS: dict[str, type] = {"sgd": SGD, "metasgd": MetaSGD, "anil": ANIL, "mamlpp": MAMLPlusPlus}
 
 
 REQUIRED = ("adapt", "meta_parameters")

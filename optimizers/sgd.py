@@ -1,4 +1,4 @@
-"""Plain gradient descent: the inner step of MAML, FOMAML and iMAML."""
+"""Plain gradient descent: the inner step of MAML, FOMAML, iMAML and Reptile."""
 from __future__ import annotations
 
 from optimizers.base import InnerLoopOptimizer
@@ -7,9 +7,4 @@ from optimizers.learner import Learner
 
 class SGD(InnerLoopOptimizer):
     def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
-        for step in range(n_steps):
-            grads = self.gradients(model, support_x, support_y, step)
-            if self.converged(grads):
-                break
-            model = self.descend(model, grads, step)
-        return model
+        return self.descend_steps(model, support_x, support_y, n_steps)

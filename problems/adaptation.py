@@ -38,6 +38,8 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
 
     def one_step_descent(self, batch=None):
         self.cur_batch = batch = self.get_batch() if batch is None else batch
+        # Betty counts this step before calling; schedules (MAML++) read the iterations done.
+        self.inner_optimizer.iteration = max(self._count - 1, 0)
         self.adapt_meta_batch(batch)
         return {}
 
@@ -61,7 +63,10 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
 
     def meta_objective(self, episode) -> dict:
         """The outer loss for this kind of lower level, with query accuracy for logging."""
-        losses, accs = zip(*(learner.evaluate(episode.query_x[t], episode.query_y[t])
+        objective = getattr(self.inner_optimizer, "query_objective", None)
+        if objective is None:  # a user's optimizer that does not subclass InnerLoopOptimizer
+            objective = lambda learner, x, y: learner.evaluate(x, y)  # noqa: E731
+        losses, accs = zip(*(objective(learner, episode.query_x[t], episode.query_y[t])
                              for t, learner in enumerate(self.adapted)))
         return mean_stats(losses, accs)
 

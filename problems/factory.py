@@ -6,21 +6,25 @@ import torch
 from betty.configs import Config
 
 from models import build_backbone
-from optimizers import resolve_optimizer
+from optimizers import Learner, resolve_optimizer
 from problems.implicit import ImplicitInner
 from problems.outer import MetaModel, Outer
+from problems.reptile import ReptileInner, reptile_conflict
 from problems.unrolled import UnrolledInner
 
-INNER_KINDS = ("unrolled", "implicit")
+INNER_KINDS = ("unrolled", "implicit", "reptile")
 
 
 class ProblemConfigError(ValueError):
     """A combination of settings that cannot work, with the reason."""
 
 
-def build_inner_optimizer(cfg: dict, backbone):
+def build_inner_optimizer(cfg: dict, backbone, cls: type | None = None):
     inner = cfg["inner"]
-    optimizer = resolve_optimizer(inner["optimizer"])(backbone, inner["lr"])
+    cls = cls or resolve_optimizer(inner["optimizer"])
+    # from_config: variants with settings of their own; a user's class may only take (model, lr)
+    make = getattr(cls, "from_config", None)
+    optimizer = make(backbone, cfg) if make else cls(backbone, inner["lr"])
     optimizer.grad_clip = inner["grad_clip"]
     optimizer.grad_tol = inner["grad_tol"]
     return optimizer
@@ -43,8 +47,11 @@ def build_outer_optimizer(cfg: dict, meta_model: MetaModel):
 def build_problems(cfg: dict, input_shape: tuple, task_kind: str, out_features: int):
     """Returns (problems, dependencies) ready for a Betty Engine."""
     model_cfg, inner = cfg["model"], cfg["inner"]
-    backbone = build_backbone(model_cfg["backbone"], input_shape, out_features, model_cfg["hidden"])
-    inner_optimizer = build_inner_optimizer(cfg, backbone)
+    cls = resolve_optimizer(inner["optimizer"])
+    options = cls.backbone_options(cfg) if hasattr(cls, "backbone_options") else {}
+    backbone = build_backbone(model_cfg["backbone"], input_shape, out_features, model_cfg["hidden"],
+                              **options)
+    inner_optimizer = build_inner_optimizer(cfg, backbone, cls)
     meta_model = MetaModel(backbone, inner_optimizer)
     optimizer, scheduler = build_outer_optimizer(cfg, meta_model)
     # retain_graph: the implicit path differentiates the outer loss a second time (w.r.t. φ).
@@ -54,21 +61,31 @@ def build_problems(cfg: dict, input_shape: tuple, task_kind: str, out_features: 
     common = dict(backbone=backbone, inner_optimizer=inner_optimizer, task_kind=task_kind,
                   steps=inner["steps"])
     if kind == "unrolled":
-        lower = UnrolledInner("inner", Config(), first_order=inner["first_order"], **common)
+        lower = UnrolledInner("inner", Config(), first_order=inner["first_order"],
+                              checkpoint_steps=inner["checkpoint_steps"],
+                              vectorize=inner["vectorize"], **common)
         u2l = {}  # the hypergradient flows through the unrolled graph itself
     elif kind == "implicit":
         if not getattr(inner_optimizer, "supports_implicit", True):
+            reason = getattr(inner_optimizer, "implicit_reason", "") or (
+                "implicit gradients assume φ minimises the inner objective, which its meta-"
+                "parameters do not change, so they would get no meta-gradient")
             raise ProblemConfigError(
                 f"inner optimizer {inner['optimizer']!r} cannot be used with inner.kind=implicit: "
-                "implicit gradients assume φ minimises the inner objective, which its meta-"
-                "parameters do not change, so they would get no meta-gradient; use "
-                "inner.kind=unrolled")
+                f"{reason}; use inner.kind=unrolled")
         lower = ImplicitInner(
             "inner", Config(type="imaml"), lam=inner["lam"], solver=inner["solver"],
             solver_iters=inner["solver_iters"], solver_tol=inner["solver_tol"],
             damping=inner["damping"], power_iters=inner["power_iters"],
-            neumann_alpha=inner["neumann_alpha"], **common)
+            neumann_alpha=inner["neumann_alpha"], vectorize=inner["vectorize"], **common)
         u2l = {outer: [lower]}
+    elif kind == "reptile":
+        reason = reptile_conflict(inner_optimizer, Learner.of(backbone, task_kind))
+        if reason:
+            raise ProblemConfigError(f"inner optimizer {inner['optimizer']!r} cannot be used with "
+                                     f"inner.kind=reptile: {reason}; use inner.kind=unrolled")
+        lower = ReptileInner("inner", Config(), **common)
+        u2l = {}  # the outer loss is Reptile's surrogate, a direct function of θ
     else:
         raise ProblemConfigError(f"unknown inner.kind {kind!r}; choose one of {', '.join(INNER_KINDS)}")
     return [outer, lower], {"u2l": u2l, "l2u": {lower: [outer]}}

@@ -4,7 +4,9 @@ with this project's own linear solvers registered in Betty's hypergradient regis
 
 The adapted φ of all tasks live in this problem's module as leaves stacked on a task dimension,
 so Betty can differentiate the query loss with respect to them and the solvers can treat the
-block-diagonal Hessian as one independent system per task.
+block-diagonal Hessian as one independent system per task. With a plain SGD inner optimizer
+the tasks are also adapted, and their inner and query losses evaluated, all at once
+(problems/vectorized.py; `vectorize="auto"` decides as for UnrolledInner).
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from betty.hypergradient import jvp_fn_mapping
 from torch import nn
 
 from optimizers import Learner
+from problems import vectorized
 from optimizers.hypergradients import conjugate_gradient, neumann_series, safe_neumann_alpha
-from problems.adaptation import TaskAdaptation
+from problems.adaptation import TaskAdaptation, mean_stats
 
 SOLVERS = ("cg", "neumann")
 
@@ -30,8 +33,13 @@ class TaskParameters(nn.Module):
         self.phi = nn.ParameterList()
 
     def load(self, adapted: list[Learner]):
-        stacked = [torch.stack([a.params[k].detach() for a in adapted]) for k in self.names]
-        self.phi = nn.ParameterList(nn.Parameter(s) for s in stacked)
+        self.load_stacked({k: torch.stack([a.params[k].detach() for a in adapted]) for k in self.names})
+
+    def load_stacked(self, stacked: dict[str, torch.Tensor]):
+        self.phi = nn.ParameterList(nn.Parameter(stacked[k].detach()) for k in self.names)
+
+    def stacked(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self.names, self.phi))
 
     def task(self, t: int) -> dict[str, torch.Tensor]:
         return {k: p[t] for k, p in zip(self.names, self.phi)}
@@ -40,7 +48,8 @@ class TaskParameters(nn.Module):
 class ImplicitInner(TaskAdaptation):
     def __init__(self, name, config, backbone, inner_optimizer, task_kind, steps, *,
                  lam: float, solver: str, solver_iters: int, solver_tol: float = 0.0,
-                 damping: float = 0.0, power_iters: int = 20, neumann_alpha: float = 0.0):
+                 damping: float = 0.0, power_iters: int = 20, neumann_alpha: float = 0.0,
+                 vectorize: str = "auto"):
         super().__init__(name, config, backbone, inner_optimizer, task_kind, steps,
                          module=TaskParameters(backbone))
         if solver not in SOLVERS:
@@ -50,6 +59,13 @@ class ImplicitInner(TaskAdaptation):
         self.power_iters, self.neumann_alpha = power_iters, neumann_alpha
         self.last_solve = None
         self.warned_indefinite = False
+        self.vectorize = vectorized.check_setting(vectorize)
+        self.stacked_path = False  # whether the current meta-batch was adapted vectorized
+
+    def vectorized(self) -> bool:
+        """Whether this meta-batch adapts all tasks at once (decided per call: the optimizer's
+        settings and the device may change after construction)."""
+        return vectorized.use_vectorized(self.vectorize, self.inner_optimizer, self.backbone)
 
     def initial_learner(self, detach: bool) -> Learner:
         """The proximal inner objective, anchored at θ (detached: the solve is not unrolled)."""
@@ -58,18 +74,40 @@ class ImplicitInner(TaskAdaptation):
         return Learner(self.backbone, theta.params, self.task_kind, anchor=anchor, prox=self.lam)
 
     def adapt_meta_batch(self, episode):
+        self.stacked_path = self.vectorized()
+        if self.stacked_path:
+            theta = {k: v.detach() for k, v in self.backbone.named_parameters()}
+            self.module.load_stacked(vectorized.sgd_adapt(
+                self.backbone, theta, episode.support_x, episode.support_y, self.task_kind,
+                self.steps, self.inner_optimizer.inner_lr, first_order=True, anchor=theta,
+                prox=self.lam))
+        else:
+            self.adapt_per_task(episode)
+        self.adapted = [Learner(self.backbone, self.module.task(t), self.task_kind)
+                        for t in range(len(episode))]
+
+    def adapt_per_task(self, episode):
         with self.first_order(True):
             adapted = [self.inner_optimizer.adapt(self.initial_learner(detach=True),
                                                   episode.support_x[t], episode.support_y[t],
                                                   self.steps)
                        for t in range(len(episode))]
         self.module.load(adapted)
-        self.adapted = [Learner(self.backbone, self.module.task(t), self.task_kind)
-                        for t in range(len(episode))]
+
+    def meta_objective(self, episode) -> dict:
+        if not self.stacked_path:
+            return super().meta_objective(episode)
+        loss, acc = vectorized.evaluate(self.backbone, self.module.stacked(), episode.query_x,
+                                        episode.query_y, self.task_kind)
+        return mean_stats(loss, [None] if acc is None else list(acc))
 
     def training_step(self, batch):
         """The inner objective at φ with θ live: what Betty's best-response path differentiates."""
         theta = dict(self.backbone.named_parameters())
+        if self.stacked_path:
+            return vectorized.losses(self.backbone, self.module.stacked(), batch.support_x,
+                                     batch.support_y, self.task_kind, anchor=theta,
+                                     prox=self.lam).sum()
         total = 0.0
         for t in range(len(batch)):
             learner = Learner(self.backbone, self.module.task(t), self.task_kind,

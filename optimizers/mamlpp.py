@@ -1,0 +1,88 @@
+"""MAML++ (Antoniou et al. 2019, "How to train your MAML"), each piece switchable under
+`inner.mamlpp` in the config:
+
+* learned per-layer, per-step step sizes (LSLR), clamped to at least `min_lr`;
+* multi-step loss (MSL): the outer loss is a weighted sum of the query losses after every inner
+  step, the weights annealed from uniform toward the last step over `msl_iters` iterations,
+  after which only the last step counts;
+* per-step batch norm (BNWB + BNRS): each inner step has its own scale/shift and running
+  statistics (models.StepBatchNorm, indexed by the step each learner carries); predictions
+  still normalise with the current batch, as the reference code does, so the statistics are
+  recorded, not used;
+* derivative-order annealing (DA): first order for the first `first_order_iters` iterations.
+
+Steps beyond the trained number (e.g. 10 test steps after 5 training steps) reuse the last
+step's step sizes and batch-norm parameters.
+"""
+from __future__ import annotations
+
+
+from optimizers.base import InnerLoopOptimizer, param_key, rate_table
+from optimizers.learner import Learner
+
+#: MSL's final share for each earlier step, as a fraction of 1/K (Antoniou et al.'s 0.03/K).
+MSL_FLOOR = 0.03
+
+
+def multi_step_weights(steps: int, iteration: int, anneal_iters: int) -> list[float]:
+    """Weights of the query losses after steps 1..K; they sum to 1. Uniform at iteration 0,
+    earlier steps shrink linearly to MSL_FLOOR/K at `anneal_iters`; from then on (or with
+    anneal_iters=0) the last step alone."""
+    if anneal_iters <= 0 or iteration >= anneal_iters:
+        return [0.0] * (steps - 1) + [1.0]
+    t = iteration / anneal_iters
+    earlier = (1.0 - t * (1.0 - MSL_FLOOR)) / steps
+    return [earlier] * (steps - 1) + [1.0 - earlier * (steps - 1)]
+
+
+class MAMLPlusPlus(InnerLoopOptimizer):
+    supports_implicit = False
+    implicit_reason = ("its per-step step sizes, multi-step loss and per-step batch norm "
+                       "describe the inner trajectory, which the implicit hypergradient ignores")
+
+    def __init__(self, model, inner_lr, steps: int = 5, learned_lrs: bool = True,
+                 min_lr: float = 1e-4, multi_step_loss: bool = True, msl_iters: int = 0,
+                 first_order_iters: int = 0):
+        super().__init__(model, inner_lr)
+        self.lrs = rate_table(model, inner_lr, lambda p: (steps,)).requires_grad_(learned_lrs)
+        self.min_lr, self.multi_step_loss = min_lr, multi_step_loss
+        self.msl_iters, self.first_order_iters = msl_iters, first_order_iters
+
+    @classmethod
+    def from_config(cls, model, cfg):
+        inner, options = cfg["inner"], dict(cfg["inner"]["mamlpp"])
+        options.pop("per_step_bn")
+        return cls(model, inner["lr"], inner["steps"], **options)
+
+    @classmethod
+    def backbone_options(cls, cfg):
+        if not cfg["inner"]["mamlpp"]["per_step_bn"]:
+            return {}
+        return {"bn_steps": cfg["inner"]["steps"], "track_bn": True}
+
+    def step_size(self, name: str, step: int):
+        rates = self.lrs[param_key(name)]
+        return rates[min(step, len(rates) - 1)].clamp_min(self.min_lr)
+
+    def second_order_now(self) -> bool:
+        return not self.first_order and self.iteration >= self.first_order_iters
+
+    def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
+        previous = self.first_order
+        self.first_order = not self.second_order_now()
+        try:
+            return self.descend_steps(model, support_x, support_y, n_steps,
+                                      record=self.multi_step_loss)
+        finally:
+            self.first_order = previous
+
+    def query_objective(self, learner: Learner, query_x, query_y):
+        if not learner.trajectory:
+            return learner.evaluate(query_x, query_y)
+        weights = multi_step_weights(len(learner.trajectory), self.iteration, self.msl_iters)
+        loss = 0.0
+        for weight, point in zip(weights, learner.trajectory):
+            if weight > 0:
+                step_loss, acc = point.evaluate(query_x, query_y)
+                loss = loss + weight * step_loss
+        return loss, acc  # acc: the last step's
