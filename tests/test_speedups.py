@@ -1,0 +1,101 @@
+"""The fast paths compute the same meta-gradient as the plain ones: all tasks adapted at once
+(problems/vectorized.py) against the per-task loop, and checkpointed inner steps
+(problems/checkpointing.py) against plain unrolling. No timings here (benchmarks/ measures)."""
+import pytest
+import torch
+
+from configs import load_config
+from problems import vectorized
+from problems.meta_gradient import compute_meta_gradient
+from support import build_system, make_cfg, random_episode, rel_err, tiny_cfg
+
+
+def tiny(problem, **sets):
+    return tiny_cfg(problem, **{"inner.lam": 30.0, "inner.solver_iters": 10, **sets})
+
+
+def meta_gradient(problem, episode, vectorize="never", checkpoint=False, dataset="omniglot5w1s",
+                  shape=(1, 16, 16), ways=3, task_kind="classification", **sets):
+    cfg = tiny(problem, **sets) if dataset == "omniglot5w1s" else make_cfg(problem, dataset, **sets)
+    outer, inner = build_system(cfg, input_shape=shape, ways=ways, task_kind=task_kind)
+    inner.vectorize = vectorize
+    if checkpoint:
+        inner.checkpoint_steps = True
+    grads = compute_meta_gradient(outer, inner, episode)
+    assert inner.vectorized() == (vectorize == "always")
+    return grads
+
+
+@pytest.mark.parametrize("problem", ["maml", "fomaml", "imaml"])
+def test_vectorized_matches_per_task_loop(float64, problem):
+    episode = random_episode(tasks=3)
+    loop = meta_gradient(problem, episode, "never")
+    stacked = meta_gradient(problem, episode, "always")
+    assert rel_err(stacked, loop) < 1e-10
+
+
+@pytest.mark.parametrize("problem", ["maml", "imaml"])
+def test_vectorized_matches_in_float32(problem):
+    episode = random_episode(tasks=2)
+    assert rel_err(meta_gradient(problem, episode, "always"),
+                   meta_gradient(problem, episode, "never")) < 1e-5
+
+
+def test_vectorized_regression_matches_per_task_loop(float64):
+    """The MSE branch, on the sinusoid MLP (where `auto` vectorizes on CPU too)."""
+    g = torch.Generator().manual_seed(0)
+    from envs import Episode
+    x, qx = torch.rand(4, 10, 1, generator=g) * 10 - 5, torch.rand(4, 7, 1, generator=g) * 10 - 5
+    episode = Episode(x, torch.sin(x), qx, torch.sin(qx))
+    kw = dict(dataset="sinusoid", shape=(1,), ways=1, task_kind="regression",
+              **{"model.hidden": 8, "inner.steps": 2})
+    for problem in ("maml", "imaml"):
+        assert rel_err(meta_gradient(problem, episode, "always", **kw),
+                       meta_gradient(problem, episode, "never", **kw)) < 1e-10
+
+
+@pytest.mark.parametrize("vectorize", ["never", "always"])
+def test_checkpointed_maml_matches_plain_maml(float64, vectorize):
+    episode = random_episode(tasks=2)
+    plain = meta_gradient("maml", episode, vectorize)
+    checkpointed = meta_gradient("maml", episode, vectorize, checkpoint=True)
+    assert rel_err(checkpointed, plain) < 1e-10
+
+
+def test_checkpointed_steps_keep_meta_parameter_gradients(float64):
+    """A learned step size read inside a checkpointed step still gets its meta-gradient."""
+    episode = random_episode(tasks=1)
+    outer, inner = build_system(tiny("maml"))
+    inner.vectorize = "never"
+    opt = inner.inner_optimizer
+    opt.log_lr = torch.nn.Parameter(torch.tensor(0.1).log())
+    opt.step_size = lambda name, step: opt.log_lr.exp()
+    plain = torch.autograd.grad(_meta_loss(inner, episode), opt.log_lr)[0]
+    inner.checkpoint_steps = True
+    checkpointed = torch.autograd.grad(_meta_loss(inner, episode), opt.log_lr)[0]
+    assert plain.abs() > 0 and rel_err(checkpointed.reshape(1), plain.reshape(1)) < 1e-10
+
+
+def _meta_loss(inner, episode):
+    inner.adapt_meta_batch(episode)
+    return inner.meta_objective(episode)["loss"]
+
+
+def test_only_plain_sgd_is_vectorized():
+    _, inner = build_system(tiny("maml"))
+    assert vectorized.vectorizable(inner.inner_optimizer, inner.backbone)
+    inner.inner_optimizer.grad_clip = 1.0
+    assert not vectorized.vectorizable(inner.inner_optimizer, inner.backbone)
+
+
+def test_config_keys_exist_with_safe_defaults():
+    cfg = load_config("maml", "omniglot5w1s", [])
+    assert cfg["inner"]["checkpoint_steps"] is False
+    assert cfg["inner"]["vectorize"] in vectorized.SETTINGS
+    with pytest.raises(ValueError, match="inner.vectorize"):
+        vectorized.check_setting("sometimes")
+
+
+def test_factory_forwards_the_speed_settings():
+    _, inner = build_system(tiny("maml", **{"inner.checkpoint_steps": True, "inner.vectorize": "always"}))
+    assert inner.checkpoint_steps is True and inner.vectorize == "always"
