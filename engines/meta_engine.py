@@ -40,7 +40,8 @@ def engine_strategy(device: str) -> str:
 
 class MetaEngine(Engine):
     def __init__(self, cfg: dict, env, out_dir: Path | None = None, verbose: bool = False,
-                 log=print, resume: dict | None = None, progress: bool = True):
+                 log=print, resume: dict | None = None, progress: bool = True,
+                 max_seconds: float | None = None):
         get_logger().setLevel(logging.INFO if verbose else logging.WARNING)
         torch.manual_seed(cfg["seed"])
         problems, dependencies = build_problems(cfg, env.input_shape, env.task_kind, env.output_dim)
@@ -52,6 +53,8 @@ class MetaEngine(Engine):
         self.best: dict | None = None
         self.train_seconds = 0.0
         self.show_progress = progress
+        # A wall-time budget (compare --train); single-process only: ranks would stop apart.
+        self.max_seconds = max_seconds
         super().__init__(problems=problems, config=config, dependencies=dependencies, env=env)
         self.csv = CsvLog(self.out_dir / "log.csv" if self.out_dir and self.is_rank_zero() else None)
         self.tensorboard = tensorboard_logger(self.out_dir / "tensorboard"
@@ -127,13 +130,16 @@ class MetaEngine(Engine):
     def elapsed(self) -> float:
         return round(self.train_seconds + time.perf_counter() - self._started, 3)
 
+    def out_of_time(self) -> bool:
+        return self.max_seconds is not None and self.elapsed() >= self.max_seconds
+
     def run(self) -> Summary | None:
         e, total = self.cfg["eval"], self.cfg["iterations"]
         self._started = time.perf_counter()
         bar = Progress(total, self.global_step, enabled=self.show_progress and self.is_rank_zero())
         self.log = bar.wrap(self.log)
         self.train()
-        while self.global_step < total:
+        while self.global_step < total and not self.out_of_time():
             self.global_step += 1
             stats = self.train_step()
             bar.update(stats)

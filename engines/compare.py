@@ -1,0 +1,73 @@
+"""`run.py compare`: unrolled against implicit hypergradients, side by side.
+
+    run.py compare [--dataset sinusoid] [--checkpoint best.pt] [--problems maml,fomaml,imaml]
+                   [--inner-steps 1,5,10,20] [--cg-iters 1,2,5,10,20] [--neumann-terms ...]
+    run.py compare --train --problems maml,imaml --iterations 200 [--seconds 60]
+
+The first form scores each method's meta-gradient at one θ on one meta-batch against the
+converged implicit hypergradient (engines.compare_gradients); the second trains the named
+problems under the same budget and seed and compares their curves (engines.compare_train).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from betty.logging.logger_base import get_logger
+
+from engines.compare_methods import default_problems, parse_ints, parse_problems
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run.py compare", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", help="a preset in configs/datasets/ (default sinusoid, or the "
+                                     "checkpoint's dataset)")
+    p.add_argument("--data-root")
+    p.add_argument("--seed", type=int, default=0, help="θ's initialisation and the tasks")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key for every method (repeatable)")
+    p.add_argument("--out", help="output folder (default runs/compare-<dataset>-s<seed>)")
+    p.add_argument("--problems", type=parse_problems,
+                   help=f"comma-separated problem configs (default {','.join(default_problems())})")
+    p.add_argument("--checkpoint", help="take θ from this checkpoint instead of a fresh init")
+    p.add_argument("--tasks", type=int, default=4, help="tasks in the fixed meta-batch")
+    p.add_argument("--split", default="train", choices=("train", "validation", "test"))
+    p.add_argument("--inner-steps", type=parse_ints, default=[1, 5, 10, 20])
+    p.add_argument("--cg-iters", type=parse_ints, default=[1, 2, 5, 10, 20])
+    p.add_argument("--neumann-terms", type=parse_ints, default=[1, 2, 5, 10, 20])
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="precision of the compared methods (the reference is always float64)")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per method (median)")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory-profiled call")
+    p.add_argument("--ref-steps", type=int, default=2000, help="reference: cap on inner steps")
+    p.add_argument("--ref-tol", type=float, default=1e-8, help="reference: inner gradient tolerance")
+    p.add_argument("--ref-cg-iters", type=int, default=1000, help="reference: CG iterations cap")
+    p.add_argument("--dense-max", type=int, default=3000,
+                   help="reference: dense Hessian solve up to this many parameters")
+    p.add_argument("--train", action="store_true", help="train the problems and compare curves")
+    p.add_argument("--iterations", type=int, default=200, help="--train: meta-iterations each")
+    p.add_argument("--seconds", type=float, help="--train: also stop each run after this long")
+    p.add_argument("--verbose", action="store_true", help="show Betty's log lines")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    get_logger().setLevel(logging.INFO if args.verbose else logging.WARNING)
+    problems = args.problems or default_problems()
+    dataset = args.dataset or "sinusoid"
+    out = Path(args.out or f"runs/compare-{'train-' if args.train else ''}{dataset}-s{args.seed}")
+    if args.train:
+        from engines.compare_train import compare_training
+        return compare_training(args, problems, out)
+    from engines.compare_gradients import compare_gradients
+    from engines.compare_report import gradient_table, hardware, plot_gradients, write_json
+    result = {**compare_gradients(args, problems), "hardware": hardware(),
+              "command": "run.py compare " + " ".join(argv if argv is not None else sys.argv[1:])}
+    print(gradient_table(result))
+    write_json(result, out / "compare.json")
+    plot_gradients(result, out / "compare.png")
+    print(f"\nwrote {out / 'compare.json'} and {out / 'compare.png'}")
+    return 0

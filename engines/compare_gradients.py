@@ -1,0 +1,168 @@
+"""`run.py compare`: every method's meta-gradient at one θ on one meta-batch, scored against
+the converged implicit hypergradient (engines.compare_reference), timed and memory-profiled
+(engines.compare_measure). Returns the plain dict that compare_report writes and draws."""
+from __future__ import annotations
+
+import copy
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from configs import load_config
+from engines.checkpoint import load_checkpoint
+from engines.compare_measure import (DTYPES, MEMORY_METHODS, TaskShape, build_at, cast_episode,
+                                     default_dtype, measure)
+from engines.compare_methods import Method, expand
+from engines.compare_reference import (ReferenceSettings, cosine, implicit_reference, own_target,
+                                      rel_err)
+from envs import make_env
+
+
+@dataclass
+class Setup:
+    """Everything every method shares: configs, θ, the meta-batch and where θ came from."""
+    configs: dict       # problem -> validated config
+    theta: dict         # backbone state_dict
+    shape: TaskShape
+    episode: object
+    source: str
+
+
+def load_configs(problems, dataset, sets, values, saved_model=None) -> dict:
+    configs = {}
+    for problem in problems:
+        cfg = load_config(problem, dataset, sets, values)
+        if saved_model is not None:  # a checkpoint fixes the architecture
+            cfg["model"] = dict(saved_model)
+        configs[problem] = cfg
+    return configs
+
+
+def checkpoint_theta(path: str):
+    """(backbone state_dict, saved config) from a run's checkpoint."""
+    state = load_checkpoint(path)
+    prefix = "backbone."
+    theta = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    return theta, state["config"]
+
+
+def prepare(args, problems: list[str]) -> Setup:
+    values = {"seed": args.seed}
+    if args.data_root:
+        values["data_root"] = args.data_root
+    theta, saved, source = None, None, f"fresh initialisation from seed {args.seed}"
+    if args.checkpoint:
+        theta, saved = checkpoint_theta(args.checkpoint)
+        source = f"checkpoint {args.checkpoint} ({saved['problem']} on {saved['dataset']})"
+    dataset = args.dataset or (saved["dataset"] if saved else "sinusoid")
+    names = list(dict.fromkeys([*problems, "imaml"]))  # imaml's config defines the reference λ
+    configs = load_configs(names, dataset, args.set, values, saved and saved["model"])
+    first = configs[names[0]]
+    env = make_env(first["data"], first["data_root"], args.seed)
+    shape = TaskShape(env.input_shape, env.task_kind, env.output_dim)
+    if theta is None:
+        _, inner = build_at(first, None, shape)
+        theta = {k: v.detach().cpu().clone() for k, v in inner.backbone.state_dict().items()}
+    episode = env.episodes(args.split, 0, args.tasks)
+    return Setup(configs, theta, shape, episode, source)
+
+
+def method_config(cfg: dict, method: Method) -> dict:
+    cfg = copy.deepcopy(cfg)
+    for key, value in method.values().items():
+        section, name = key.split(".")
+        cfg[section][name] = value
+    return cfg
+
+
+def score(gradient: torch.Tensor, reference: torch.Tensor) -> dict:
+    return {"cosine": cosine(gradient, reference), "rel_err": rel_err(gradient, reference),
+            "norm": float(gradient.norm())}
+
+
+def run_method(setup: Setup, method: Method, dtype, repeats: int, memory: bool):
+    cfg = method_config(setup.configs[method.problem], method)
+    with default_dtype(dtype):
+        outer, inner = build_at(cfg, setup.theta, setup.shape)
+        device = next(inner.backbone.parameters()).device
+        episode = cast_episode(setup.episode, dtype, device)
+        return measure(outer, inner, episode, repeats, memory), cfg, str(device)
+
+
+def row(method: Method, cfg: dict, result, reference) -> dict:
+    out = {"label": method.label, "problem": method.problem, "kind": method.kind,
+           "inner_steps": method.steps, "solver": method.solver, "solver_iters": method.solver_iters,
+           "lam": cfg["inner"]["lam"] if method.kind == "implicit" else None,
+           **score(result.gradient, reference.gradient),
+           "seconds": result.median_seconds, "seconds_all": result.seconds,
+           "peak_bytes": result.peak_bytes}
+    if method.kind == "implicit" and out["lam"] != reference.info["lam"]:
+        out["note"] = (f"λ={out['lam']} differs from the reference's λ={reference.info['lam']}: "
+                       "its exact target is another fixed point")
+    return out
+
+
+class OwnTargets:
+    """Each method's own exact answer at its K, so solver error and inner-loop error can be
+    told apart: implicit → the same K with an exact solve (cached per λ, lr, K); FOMAML → MAML
+    at the same K; MAML is its own exact answer (0); others (e.g. Reptile) have none here."""
+
+    def __init__(self, setup: Setup, settings: ReferenceSettings):
+        self.setup, self.settings, self.cache = setup, settings, {}
+
+    def __call__(self, method: Method, cfg: dict, gradients: dict):
+        if method.kind == "implicit":
+            key = (cfg["inner"]["lam"], cfg["inner"]["lr"], method.steps)
+            if key not in self.cache:
+                self.cache[key] = own_target(cfg, self.setup.theta, self.setup.shape,
+                                             self.setup.episode, self.settings, method.steps)
+            return self.cache[key]
+        if method.kind == "unrolled" and cfg["inner"]["first_order"]:
+            return gradients.get(("maml", method.steps))
+        return None
+
+
+def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys.stderr)) -> dict:
+    setup = prepare(args, problems)
+    settings = ReferenceSettings(args.ref_steps, args.ref_tol, args.ref_cg_iters, dense_max=args.dense_max)
+    log(f"reference: converged iMAML (up to {settings.inner_steps} inner steps, {settings.cg_iters} "
+        f"CG iterations, float64) on {args.tasks} {args.split} tasks")
+    reference = implicit_reference(setup.configs["imaml"], setup.theta, setup.shape, setup.episode, settings)
+    dtype = DTYPES[args.dtype]
+    rows, gradients, device, own = [], {}, "cpu", OwnTargets(setup, settings)
+    for problem in problems:
+        for method in expand(problem, setup.configs[problem], args.inner_steps, args.cg_iters,
+                             args.neumann_terms):
+            result, cfg, device = run_method(setup, method, dtype, args.repeats, not args.no_memory)
+            gradients[(method.problem, method.steps)] = result.gradient
+            rows.append(row(method, cfg, result, reference))
+            target = own(method, cfg, gradients)
+            exact_itself = method.kind == "unrolled" and not cfg["inner"]["first_order"]
+            rows[-1]["own_err"] = (0.0 if exact_itself else
+                                   None if target is None else rel_err(result.gradient, target))
+            log(f"  {method.label:<28} rel err {rows[-1]['rel_err']:.3e}  "
+                f"{1e3 * rows[-1]['seconds']:.2f} ms")
+    first = setup.configs[problems[0]]
+    return {
+        "dataset": first["dataset"], "seed": args.seed, "tasks": args.tasks, "split": args.split,
+        "dtype": args.dtype, "device": device, "problems": problems,
+        "theta": {"source": setup.source, "parameters": reference.info["parameters"]},
+        "model": first["model"], "inner_lr": {p: c["inner"]["lr"] for p, c in setup.configs.items()},
+        "reference": reference.info,
+        "metrics": {
+            "cosine": "cosine similarity with the reference (1 = same direction)",
+            "rel_err": "‖g − g_ref‖ / ‖g_ref‖",
+            "norm": "‖g‖ (the reference's norm is reference.norm)",
+            "seconds": f"median over {args.repeats} calls of one meta-gradient (inner adaptation "
+                       "of every task + outer backward, the Betty path training uses), after a "
+                       "warm-up call",
+            "peak_bytes": MEMORY_METHODS["cuda" if device.startswith("cuda") else "cpu"]
+                          if not args.no_memory else "not measured (--no-memory)",
+            "own_err": "‖g − g_own‖/‖g_own‖ against the method's own exact answer at its K: "
+                       "implicit rows, the same K inner steps with CG solved to cg_tol in float64 "
+                       "(solver error alone); FOMAML, MAML at the same K (first-order error); MAML, 0 "
+                       "(it is its own exact answer); null where none is defined (e.g. Reptile)",
+        },
+        "methods": rows,
+    }

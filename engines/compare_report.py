@@ -1,0 +1,105 @@
+"""What `compare` shows: a plain-text table, the JSON record and a figure of error against
+time and against peak memory. Only formatting lives here; every number comes from the run."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def hardware() -> dict:
+    """Where the numbers were measured (timings mean nothing without it)."""
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def megabytes(value) -> str:
+    return "-" if value is None else f"{value / 2**20:.2f}"
+
+
+def gradient_table(result: dict) -> str:
+    ref = result["reference"]
+    header = (f"meta-gradient at one θ ({result['theta']['source']}, {result['theta']['parameters']} "
+              f"parameters) on {result['tasks']} {result['split']} tasks of {result['dataset']}, "
+              f"{result['dtype']} on {result['device']}\n"
+              f"errors are against the converged implicit hypergradient (λ={ref['lam']}, {ref['solver']} "
+              f"solve, {ref['inner_steps_cap']} inner steps at lr {ref['inner_lr']:g}, final inner gradient norm "
+              f"{ref['inner_grad_norm']:.1e}, resolution {ref['spread']:.1e}, ‖g_ref‖={ref['norm']:.4g});\n"
+              "for MAML/FOMAML rows that is another target than their own exact answer; own err is "
+              "against that (implicit: exact solve at the same K; FOMAML: MAML at the same K)\n")
+    headers = ["method", "cosine", "rel err", "own err", "‖g‖", "time ms", "peak MB"]
+    rows = [[r["label"], f"{r['cosine']:.4f}", f"{r['rel_err']:.3e}",
+             "-" if r["own_err"] is None else f"{r['own_err']:.3e}", f"{r['norm']:.4g}",
+             f"{1e3 * r['seconds']:.2f}", megabytes(r["peak_bytes"])]
+            for r in result["methods"]]
+    return header + format_table(headers, rows)
+
+
+def write_json(result: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+
+
+def series(rows: list[dict]) -> dict[str, list[dict]]:
+    """One line per unrolled problem (points: K) and per implicit (problem, K) (points: solver
+    iterations), so each line shows what its knob buys."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        key = r["problem"] if r["solver"] is None else f"{r['problem']} K={r['inner_steps']}"
+        groups.setdefault(key, []).append(r)
+    return groups
+
+
+def plot_gradients(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = series(result["methods"])
+    problems = list(dict.fromkeys(r["problem"] for r in result["methods"]))
+    colours = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(problems)}
+    styles = ["-", "--", ":", "-."]
+    has_memory = any(r["peak_bytes"] for r in result["methods"])
+    fig, axes = plt.subplots(1, 2 if has_memory else 1, figsize=(13 if has_memory else 7, 5),
+                             squeeze=False)
+    axes = axes[0]
+    for index, (name, rows) in enumerate(groups.items()):
+        problem = rows[0]["problem"]
+        style = styles[sum(1 for n in list(groups)[:index] if groups[n][0]["problem"] == problem) % 4]
+        errors = [max(r["rel_err"], 1e-16) for r in rows]
+        kw = dict(color=colours[problem], linestyle=style, marker="o", markersize=4, label=name)
+        axes[0].plot([1e3 * r["seconds"] for r in rows], errors, **kw)
+        if has_memory:
+            axes[1].plot([max(r["peak_bytes"] or 0, 1) / 2**20 for r in rows], errors, **kw)
+    axes[0].set_xlabel("wall time per meta-gradient (ms, median)")
+    if has_memory:
+        axes[1].set_xlabel(f"peak memory per meta-gradient (MB, {result['device']})")
+    for ax in axes:
+        ax.axhline(result["reference"]["spread"], color="grey", linewidth=0.8, linestyle="--",
+                   label="reference resolution")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylabel("relative error vs converged implicit hypergradient")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(f"{result['dataset']}: meta-gradient error against cost "
+                 f"({result['tasks']} tasks, {result['theta']['parameters']} parameters; lines: "
+                 "unrolled over K, implicit over solver iterations)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
