@@ -5,7 +5,7 @@ import importlib
 import inspect
 
 from optimizers.anil import ANIL
-from optimizers.base import InnerLoopOptimizer, OptimizerSpecError  # noqa: F401 (re-exported)
+from optimizers.base import OptimizerSpecError
 from optimizers.mamlpp import MAMLPlusPlus
 from optimizers.metasgd import MetaSGD
 from optimizers.sgd import SGD
