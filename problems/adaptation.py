@@ -14,13 +14,16 @@ from betty.problems import ImplicitProblem
 from torch import nn
 
 from optimizers import InnerLoopOptimizer, Learner
+from problems import vectorized
 from problems.distributed import ExplicitSync
 
 
 class TaskAdaptation(ExplicitSync, ImplicitProblem):
     def __init__(self, name, config, backbone: nn.Module, inner_optimizer: InnerLoopOptimizer,
-                 task_kind: str, steps: int, module: nn.Module | None = None):
+                 task_kind: str, steps: int, module: nn.Module | None = None,
+                 vectorize: str = "auto"):
         super().__init__(name, config, module=module if module is not None else nn.Module())
+        self.vectorize = vectorized.check_setting(vectorize)
         self.backbone = backbone
         self.inner_optimizer = inner_optimizer
         self.task_kind = task_kind
@@ -61,8 +64,23 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         """Training-time adaptation; sets `self.adapted`. Variants decide differentiability."""
         raise NotImplementedError
 
+    def vectorized(self) -> bool:
+        """Whether this meta-batch adapts all tasks at once (decided per call: the optimizer's
+        settings and the device may change after construction)."""
+        return vectorized.use_vectorized(self.vectorize, self.inner_optimizer, self.backbone)
+
+    def stacked_phi(self):
+        """φ of every task stacked on a task dimension when this meta-batch was adapted
+        vectorized, else None (then each task's learner in `self.adapted` is evaluated)."""
+        return None
+
     def meta_objective(self, episode) -> dict:
         """The outer loss for this kind of lower level, with query accuracy for logging."""
+        stacked = self.stacked_phi()
+        if stacked is not None:
+            loss, acc = vectorized.evaluate(self.backbone, stacked, episode.query_x,
+                                            episode.query_y, self.task_kind)
+            return mean_stats(loss, [None] if acc is None else list(acc))
         objective = getattr(self.inner_optimizer, "query_objective", None)
         if objective is None:  # a user's optimizer that does not subclass InnerLoopOptimizer
             objective = lambda learner, x, y: learner.evaluate(x, y)  # noqa: E731

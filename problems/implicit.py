@@ -19,7 +19,7 @@ from torch import nn
 from optimizers import Learner
 from problems import vectorized
 from optimizers.hypergradients import conjugate_gradient, neumann_series, safe_neumann_alpha
-from problems.adaptation import TaskAdaptation, mean_stats
+from problems.adaptation import TaskAdaptation
 
 SOLVERS = ("cg", "neumann")
 
@@ -51,7 +51,7 @@ class ImplicitInner(TaskAdaptation):
                  damping: float = 0.0, power_iters: int = 20, neumann_alpha: float = 0.0,
                  vectorize: str = "auto"):
         super().__init__(name, config, backbone, inner_optimizer, task_kind, steps,
-                         module=TaskParameters(backbone))
+                         module=TaskParameters(backbone), vectorize=vectorize)
         if solver not in SOLVERS:
             raise ValueError(f"unknown implicit solver {solver!r}; choose one of {', '.join(SOLVERS)}")
         self.lam, self.solver, self.solver_iters = lam, solver, solver_iters
@@ -59,13 +59,7 @@ class ImplicitInner(TaskAdaptation):
         self.power_iters, self.neumann_alpha = power_iters, neumann_alpha
         self.last_solve = None
         self.warned_indefinite = False
-        self.vectorize = vectorized.check_setting(vectorize)
         self.stacked_path = False  # whether the current meta-batch was adapted vectorized
-
-    def vectorized(self) -> bool:
-        """Whether this meta-batch adapts all tasks at once (decided per call: the optimizer's
-        settings and the device may change after construction)."""
-        return vectorized.use_vectorized(self.vectorize, self.inner_optimizer, self.backbone)
 
     def initial_learner(self, detach: bool) -> Learner:
         """The proximal inner objective, anchored at θ (detached: the solve is not unrolled)."""
@@ -94,12 +88,8 @@ class ImplicitInner(TaskAdaptation):
                        for t in range(len(episode))]
         self.module.load(adapted)
 
-    def meta_objective(self, episode) -> dict:
-        if not self.stacked_path:
-            return super().meta_objective(episode)
-        loss, acc = vectorized.evaluate(self.backbone, self.module.stacked(), episode.query_x,
-                                        episode.query_y, self.task_kind)
-        return mean_stats(loss, [None] if acc is None else list(acc))
+    def stacked_phi(self):
+        return self.module.stacked() if self.stacked_path else None
 
     def training_step(self, batch):
         """The inner objective at φ with θ live: what Betty's best-response path differentiates."""

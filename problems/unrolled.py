@@ -9,23 +9,16 @@ from __future__ import annotations
 
 from optimizers import SGD, Learner
 from problems import vectorized
-from problems.adaptation import TaskAdaptation, mean_stats
+from problems.adaptation import TaskAdaptation
 from problems.checkpointing import checkpointed_step
 
 
 class UnrolledInner(TaskAdaptation):
-    def __init__(self, *args, first_order: bool = False, checkpoint_steps: bool = False,
-                 vectorize: str = "auto", **kwargs):
+    def __init__(self, *args, first_order: bool = False, checkpoint_steps: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.use_first_order = first_order
         self.checkpoint_steps = checkpoint_steps
-        self.vectorize = vectorized.check_setting(vectorize)
         self.stacked = None  # φ of every task, [T, ...] per parameter, on the vectorized path
-
-    def vectorized(self) -> bool:
-        """Whether this meta-batch adapts all tasks at once (decided per call: the optimizer's
-        settings and the device may change after construction)."""
-        return vectorized.use_vectorized(self.vectorize, self.inner_optimizer, self.backbone)
 
     def adapt_meta_batch(self, episode):
         if self.vectorized():
@@ -44,12 +37,8 @@ class UnrolledInner(TaskAdaptation):
                                   episode.support_x[t], episode.support_y[t], self.steps)
                             for t in range(len(episode))]
 
-    def meta_objective(self, episode) -> dict:
-        if self.stacked is None:
-            return super().meta_objective(episode)
-        loss, acc = vectorized.evaluate(self.backbone, self.stacked, episode.query_x,
-                                        episode.query_y, self.task_kind)
-        return mean_stats(loss, [None] if acc is None else list(acc))
+    def stacked_phi(self):
+        return self.stacked
 
     def checkpointed_adapt(self, learner: Learner, support_x, support_y, n_steps: int) -> Learner:
         """The optimizer's own steps (gradients, then descend), each checkpointed. Only for

@@ -119,26 +119,23 @@ def sgd_adapt(backbone, theta: Params, x, y, task_kind: str, steps: int, lr: flo
     names = list(theta)
     phi = list(stack(theta, x.shape[0]).values())
 
-    def step_fn(step: int):
-        def descend(current: list[torch.Tensor], create_graph: bool) -> list[torch.Tensor]:
-            objective = losses(backbone, dict(zip(names, current)), x, y, task_kind, step,
-                               anchor, prox).sum()
-            grads = torch.autograd.grad(objective, current, create_graph=create_graph)
-            return [p - lr * g for p, g in zip(current, grads)]
-        return descend
+    def gradients(current: list[torch.Tensor], step: int, create_graph: bool):
+        objective = losses(backbone, dict(zip(names, current)), x, y, task_kind, step,
+                           anchor, prox).sum()
+        return torch.autograd.grad(objective, current, create_graph=create_graph)
+
+    def descend(current: list[torch.Tensor], create_graph: bool, step: int) -> list[torch.Tensor]:
+        return [p - lr * g for p, g in zip(current, gradients(current, step, create_graph))]
 
     second_order = not first_order and torch.is_grad_enabled()
     for step in range(steps):
-        descend = step_fn(step)
         if second_order and checkpoint:
-            phi = checkpointed_step(descend, phi)
+            phi = checkpointed_step(lambda current, create_graph, step=step:
+                                    descend(current, create_graph, step), phi)
         elif second_order:
-            phi = descend(phi, create_graph=True)
-        else:
+            phi = descend(phi, True, step)
+        else:  # the gradient at detached φ: the graph keeps only the update sums
             with torch.enable_grad():
-                probe = [p.detach().requires_grad_() for p in phi]
-                grads = torch.autograd.grad(
-                    losses(backbone, dict(zip(names, probe)), x, y, task_kind, step,
-                           anchor, prox).sum(), probe)
+                grads = gradients([p.detach().requires_grad_() for p in phi], step, False)
             phi = [p - lr * g for p, g in zip(phi, grads)]
     return dict(zip(names, phi))
