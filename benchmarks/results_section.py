@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from configs import available_problems  # noqa: E402
 from engines.compare_report import format_table  # noqa: E402
+from engines.evaluation import format_metric  # noqa: E402
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 DATASETS = ("sinusoid", "omniglot5w1s", "omniglot20w1s")
@@ -58,10 +59,6 @@ def train_all(out: Path, budget: dict, seed: int, data_root: str | None) -> None
     (out / "budget.json").write_text(json.dumps({**budget, "seed": seed}))
 
 
-def show(value: float, metric: str) -> str:
-    return f"{100 * value:.1f}%" if metric == "accuracy" else f"{value:.3f}"
-
-
 def training_table(out: Path) -> str:
     rows = []
     for path in sorted(out.glob("*/*/results.json"), key=lambda p: (DATASETS.index(p.parts[-3])
@@ -69,7 +66,7 @@ def training_table(out: Path) -> str:
         r = json.loads(path.read_text())
         t = r["test"]
         rows.append([r["dataset"], r["problem"], str(r["iterations"]), f"{r['train_seconds']:.0f}",
-                     f"{t['metric']} {show(t['mean'], t['metric'])} ± {show(t['ci95'], t['metric'])}",
+                     f"{t['metric']} {format_metric(t['mean'], t['ci95'], t['metric'], digits=1)}",
                      str(t["episodes"])])
     return format_table(["dataset", "problem", "iterations", "train s", "test (95% CI)", "episodes"], rows)
 

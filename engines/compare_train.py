@@ -10,6 +10,7 @@ from pathlib import Path
 
 from configs import load_config
 from engines.compare_report import format_table, hardware, write_json
+from engines.evaluation import format_metric
 from engines.meta_engine import MetaEngine
 from envs import make_env
 
@@ -44,16 +45,12 @@ def summary(results: dict) -> dict:
             "results": results.get("path")}
 
 
-def show(value: float, metric: str) -> str:
-    return f"{100 * value:.2f}%" if metric == "accuracy" else f"{value:.4f}"
-
-
 def train_table(runs: list[dict]) -> str:
     rows = []
     for r in runs:
         t = r["test"]
         rows.append([r["problem"], str(r["iterations"]), f"{r['train_seconds']:.1f}",
-                     f"{show(t['mean'], t['metric'])} ± {show(t['ci95'], t['metric'])}",
+                     format_metric(t["mean"], t["ci95"], t["metric"]),
                      str(t["episodes"])])
     metric = runs[0]["test"]["metric"] if runs else "accuracy"
     return format_table(["problem", "iterations", "train s", f"test {metric} (95% CI)", "episodes"], rows)

@@ -23,9 +23,14 @@ class Summary:
         return asdict(self)
 
     def __str__(self) -> str:
-        if self.metric == "accuracy":
-            return f"{100 * self.mean:.2f}% ± {100 * self.ci95:.2f}%"
-        return f"{self.mean:.4f} ± {self.ci95:.4f}"
+        return format_metric(self.mean, self.ci95, self.metric)
+
+
+def format_metric(mean: float, ci95: float, metric: str, digits: int = 2) -> str:
+    """`mean ± ci95` as printed everywhere: accuracy in percent, MSE with two more digits."""
+    if metric == "accuracy":
+        return f"{100 * mean:.{digits}f}% ± {100 * ci95:.{digits}f}%"
+    return f"{mean:.{digits + 2}f} ± {ci95:.{digits + 2}f}"
 
 
 def confidence_interval(values) -> tuple[float, float]:
