@@ -22,6 +22,7 @@ CHOICES = {
     "model.backbone": ("cnn4", "mlp"),
     "inner.kind": ("unrolled", "implicit", "reptile"),
     "inner.solver": ("cg", "neumann"),
+    "inner.vectorize": ("auto", "always", "never"),
     "outer.optimizer": ("adam", "sgd"),
     "outer.schedule": ("constant", "cosine"),
 }

@@ -59,11 +59,10 @@ def build_problems(cfg: dict, input_shape: tuple, task_kind: str, out_features: 
 
     kind = inner["kind"]
     common = dict(backbone=backbone, inner_optimizer=inner_optimizer, task_kind=task_kind,
-                  steps=inner["steps"])
+                  steps=inner["steps"], vectorize=inner["vectorize"])
     if kind == "unrolled":
         lower = UnrolledInner("inner", Config(), first_order=inner["first_order"],
-                              checkpoint_steps=inner["checkpoint_steps"],
-                              vectorize=inner["vectorize"], **common)
+                              checkpoint_steps=inner["checkpoint_steps"], **common)
         u2l = {}  # the hypergradient flows through the unrolled graph itself
     elif kind == "implicit":
         if not getattr(inner_optimizer, "supports_implicit", True):
@@ -77,7 +76,7 @@ def build_problems(cfg: dict, input_shape: tuple, task_kind: str, out_features: 
             "inner", Config(type="imaml"), lam=inner["lam"], solver=inner["solver"],
             solver_iters=inner["solver_iters"], solver_tol=inner["solver_tol"],
             damping=inner["damping"], power_iters=inner["power_iters"],
-            neumann_alpha=inner["neumann_alpha"], vectorize=inner["vectorize"], **common)
+            neumann_alpha=inner["neumann_alpha"], **common)
         u2l = {outer: [lower]}
     elif kind == "reptile":
         reason = reptile_conflict(inner_optimizer, Learner.of(backbone, task_kind))

@@ -33,6 +33,7 @@ def test_mistyped_value(capsys):
 
 def test_value_outside_choices(capsys):
     fails(capsys, ["--dataset", "sinusoid", "--set", "inner.solver=lbfgs"], "cg", "neumann")
+    fails(capsys, ["--dataset", "sinusoid", "--set", "inner.vectorize=sometimes"], "auto", "never")
 
 
 def test_missing_mini_imagenet_names_the_file_and_fix(capsys, tmp_path):
