@@ -33,23 +33,16 @@ def _betty_imaml(setting, device, seed=0):
                       inner["solver_iters"], cfg["data"]["meta_batch"], device)
 
 
-def anil_available() -> bool:
-    from optimizers import OPTIMIZERS
-    return "anil" in OPTIMIZERS
-
-
 def speed_methods() -> dict:
-    methods = {
+    return {
         "maml": _ours("maml"), "maml-vectorized": _ours("maml", vectorize="always"),
         "maml-loop": _ours("maml", vectorize="never"),
         "fomaml": _ours("fomaml"), "imaml": _ours("imaml"),
         "imaml-vectorized": _ours("imaml", vectorize="always"),
         "imaml-loop": _ours("imaml", vectorize="never"),
         "l2l-maml": _l2l(), "l2l-fomaml": _l2l(first_order=True), "betty-imaml": _betty_imaml,
+        "anil": _ours("anil"),
     }
-    if anil_available():
-        methods["anil"] = _ours("anil")
-    return methods
 
 
 def memory_methods() -> dict:
