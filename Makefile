@@ -10,6 +10,8 @@ export OMP_WAIT_POLICY := PASSIVE
 setup:
 	bash scripts/setup.sh
 
+# A short CPU budget on purpose: the omniglot5w1s preset's own budget is the paper's 60000
+# meta-iterations (Finn et al. 2017), far too long for `make run`; keep --iterations explicit.
 run: setup
 	$(PY) run.py --problem imaml --dataset omniglot5w1s --iterations 300
 
