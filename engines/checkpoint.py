@@ -1,8 +1,15 @@
-"""Checkpoints written atomically (to a temporary file, then renamed), so a crash, a kill or a
-full disk while saving leaves the previous checkpoint intact."""
+"""Checkpoints that can be trusted: written atomically (to a temporary file, then renamed), so a
+crash, a kill or a full disk while saving leaves the previous checkpoint intact; and sealed with a
+SHA-256 of their payload, so a file damaged after it was written is refused at load instead of
+silently giving wrong parameters (torch's own zip reader does not notice overwritten bytes).
+
+File layout: one header line `metalearn-checkpoint 2 sha256=<hex> bytes=<n>` and then the
+`torch.save` payload of n bytes."""
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import os
 import random
 import tempfile
@@ -11,44 +18,89 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PROJECT_VERSION = "0.1.0"
+MAGIC = b"metalearn-checkpoint"
+#: The other checkpoint a run folder holds, offered when one of them is damaged.
+SIBLING = {"last.pt": "best.pt", "best.pt": "last.pt"}
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be written or used; the message names the fix."""
 
 
+def _file_mode() -> int:
+    """The mode a plain `open()` would give (0666 minus the umask): mkstemp uses 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT_VERSION, "version": PROJECT_VERSION, **state}, buffer)
+    payload = buffer.getbuffer()
+    header = f"{MAGIC.decode()} {FORMAT_VERSION} sha256={hashlib.sha256(payload).hexdigest()} " \
+             f"bytes={len(payload)}\n".encode()
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": FORMAT_VERSION, "version": PROJECT_VERSION, **state}, handle)
+            handle.write(header)
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         kept = f"; the previous {path.name} is intact" if path.exists() else ""
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise CheckpointError(f"disk full while writing {path}{kept}; free space or pass --out "
-                                  "to another disk, then --resume") from None
-        raise CheckpointError(f"cannot write {path} ({err.strerror or err}){kept}; check the "
-                              "folder's permissions or pass --out elsewhere") from None
+            raise CheckpointError(f"disk full while writing {path}{kept}; free space, then resume "
+                                  f"with --resume {path.parent}") from None
+        raise CheckpointError(f"cannot write {path} ({err.strerror or err}){kept}; make "
+                              f"{path.parent} writable, then resume with --resume {path.parent}, "
+                              "or start again with --out elsewhere") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def load_checkpoint(path: Path) -> dict:
-    path = Path(path)
+def _damage(raw: bytes) -> str:
+    """'' when a sealed checkpoint's payload is what was written, else what is wrong with it.
+    Files written before checksums (format 1, a bare torch file) have nothing to check."""
+    if not raw.startswith(MAGIC):
+        return ""
+    header, _, payload = raw.partition(b"\n")
+    fields = dict(part.split("=", 1) for part in header.decode(errors="replace").split() if "=" in part)
+    size = int(fields["bytes"]) if fields.get("bytes", "").isdigit() else -1
+    if len(payload) < size:
+        return "is truncated"
+    if len(payload) != size or hashlib.sha256(payload).hexdigest() != fields.get("sha256"):
+        return "is damaged (its contents no longer match the checksum written with it)"
+    return ""
+
+
+def _read(path: Path, offer_sibling: bool = True) -> dict:
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pass the best.pt or last.pt inside it")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; pass the best.pt or last.pt of a run "
                               "folder")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        raw = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"cannot read {path} ({err.strerror or err}); check its permissions") from None
+    damage = _damage(raw)
+    if damage:
+        raise CheckpointError(f"{path} {damage}; " + (_alternative(path) if offer_sibling else ""))
+    payload = raw.partition(b"\n")[2] if raw.startswith(MAGIC) else raw
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
     except Exception as err:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}); pass the "
                               "best.pt or last.pt of a run folder") from None
@@ -56,6 +108,24 @@ def load_checkpoint(path: Path) -> dict:
         raise CheckpointError(f"{path} is not a checkpoint of this project; pass the best.pt or "
                               "last.pt of a run folder")
     return state
+
+
+def _alternative(path: Path) -> str:
+    """What to use instead of a damaged checkpoint: the run folder's other one, if it is sound."""
+    other = path.with_name(SIBLING.get(path.name, path.name))
+    if other != path and other.is_file():
+        try:
+            state = _read(other, offer_sibling=False)
+            return f"{other} is intact (iteration {state['iteration']}): use it instead"
+        except CheckpointError:
+            pass
+    return "no other intact checkpoint is in that folder; train again"
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint's state, verified against its checksum; CheckpointError (one line) if it is
+    missing, damaged or not this project's."""
+    return _read(Path(path))
 
 
 def capture_rng() -> dict:
