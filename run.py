@@ -13,39 +13,59 @@ error a user can cause ends in one line naming the fix and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see DESIGN.md
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see docs/DESIGN.md
 
 import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*Gym has been unmaintained.*")
 
-from configs import ConfigError, available_datasets, available_problems, load_config  # noqa: E402
+from configs import (ConfigError, available_datasets, available_problems, flat_items,  # noqa: E402
+                     load_config, override_config, parse_override)
 from envs import DataError, make_env  # noqa: E402
+from envs.paths import resolve_data_root  # noqa: E402
 from engines import CheckpointError, MetaEngine, TrainingDiverged, load_checkpoint  # noqa: E402
-from engines.evaluation import divergence_hint, evaluate  # noqa: E402
+from engines.evaluation import describe_protocol, divergence_hint, evaluate  # noqa: E402
+from engines.run_folder import RunFolderError, check_writable, claim, default_run_dir, remove_orphans  # noqa: E402
 from optimizers import OptimizerSpecError  # noqa: E402
 from problems.factory import ProblemConfigError  # noqa: E402
 
 USER_ERRORS = (ConfigError, DataError, OptimizerSpecError, ProblemConfigError, TrainingDiverged,
-               CheckpointError)
+               CheckpointError, RunFolderError)
+
+COMMANDS_HELP = """other commands:
+  run.py evaluate --checkpoint RUN/best.pt   re-test a trained model (run.py evaluate --help)
+  run.py compare [--train]                   unrolled vs implicit hypergradients (run.py compare --help)"""
+
+#: Config keys set by their own flags (for messages that name what the user typed).
+FLAGS = {"seed": "--seed", "iterations": "--iterations", "data_root": "--data-root", "out": "--out",
+         "data.train_name": "--train-dataset", "inner.optimizer": "--inner-optimizer",
+         "problem": "--problem", "dataset": "--dataset"}
+#: What may change when a run is resumed: the budget, when and how it is evaluated and saved,
+#: and where the data lies or which device runs it. Everything else would make it another run.
+RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "data_root", "device", "eval.")
 
 
 def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Meta-train, then test on the standard protocol.")
+    p = argparse.ArgumentParser(description="Meta-train, then test on the standard protocol.",
+                                epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--problem", help=f"one of: {', '.join(available_problems())} (default maml)")
     p.add_argument("--dataset", help=f"one of: {', '.join(available_datasets())} (default omniglot5w1s)")
     p.add_argument("--config", help="a YAML file of config keys, applied after the presets")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR/last.pt")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR (its last.pt)")
     p.add_argument("--train-dataset", help="meta-train on this dataset's train split (e.g. glyphs)")
     p.add_argument("--inner-optimizer", help="a registered name or package.module:ClassName")
     p.add_argument("--data-root", help="data folder (else $METALEARN_DATA_ROOT, else ./data)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--iterations", type=int, help="meta-iterations")
-    p.add_argument("--out", help="run folder (default runs/<problem>-<dataset>-s<seed>)")
+    p.add_argument("--iterations", type=int, help="meta-iterations (default: the dataset preset's)")
+    p.add_argument("--out", help="run folder (default runs/<problem>-<dataset>-s<seed>[-<hash of the "
+                                 "settings that differ from the presets>])")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run already in the run folder before starting")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set inner.lr=0.1 (repeatable)")
     p.add_argument("--verbose", action="store_true", help="show Betty's own log lines")
@@ -53,12 +73,17 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run.py evaluate", description="Re-test a trained model.")
-    p.add_argument("--checkpoint", required=True)
+    p = argparse.ArgumentParser(
+        prog="run.py evaluate",
+        description="Re-test a trained model on the test protocol of its own run (the same data, "
+                    "split, episodes and steps), unless flags say otherwise.")
+    p.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
     p.add_argument("--dataset", help="test on another preset (same input shape and ways)")
-    p.add_argument("--data-root")
-    p.add_argument("--episodes", type=int)
-    p.add_argument("--steps", type=int)
+    p.add_argument("--data-root", help="where the data lies now (default: the run's)")
+    p.add_argument("--episodes", type=int, help="test episodes (default: the run's eval.episodes)")
+    p.add_argument("--steps", type=int, help="adaptation steps; 0 tests θ itself (default: the run's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a data.*, eval.* or device key (repeatable)")
     return p
 
 
@@ -69,46 +94,109 @@ def flag_values(args) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def run_dir(cfg: dict) -> Path:
-    return Path(cfg["out"] or f"runs/{cfg['problem']}-{cfg['dataset']}-s{cfg['seed']}")
+def source_of(key: str, args) -> str:
+    """How the user asked for `key` (for messages)."""
+    if key in FLAGS and getattr(args, FLAGS[key][2:].replace("-", "_"), None) is not None:
+        return FLAGS[key]
+    if any(parse_override(text)[0] == key for text in args.set):
+        return f"--set {key}"
+    return f"--config {args.config}"
 
 
-def resume_state(args):
-    """The checkpoint to continue from, refusing one from another problem or dataset."""
-    state = load_checkpoint(Path(args.resume) / "last.pt")
-    for flag in ("problem", "dataset"):
-        given = getattr(args, flag)
-        if given is not None and given != state[flag]:
-            raise CheckpointError(
-                f"{args.resume} holds a {state['problem']} run on {state['dataset']}, not {flag} "
-                f"{given}; resume without --{flag}, or start a new run with another --out")
-    return state
+def resume_folder(args) -> Path:
+    folder = Path(args.resume)
+    if folder.is_file() and folder.name == "last.pt":  # the file instead of its folder: fine
+        folder = folder.parent
+    if not (folder / "last.pt").is_file():
+        found = "does not exist" if not folder.exists() else "holds no last.pt"
+        raise RunFolderError(f"--resume takes a run folder holding last.pt; {folder} {found}; pass "
+                             "the folder a run was started in (e.g. runs/maml-sinusoid-s0)")
+    if args.out is not None and Path(args.out).resolve() != folder.resolve():
+        raise RunFolderError(f"--resume continues in its own folder ({folder}); drop --out {args.out}")
+    if args.overwrite:
+        raise RunFolderError("--overwrite deletes a run and --resume continues one; give only one")
+    return folder
+
+
+def resumed_config(args, folder: Path, state: dict) -> tuple[dict, dict]:
+    """The saved config with the changes a resume may make; (config, {key: (old, new)}).
+    Refuses (one line) a change that would make it another run."""
+    saved = state["config"]
+    values = flag_values(args)
+    values.pop("out", None)
+    for key in ("problem", "dataset"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    cfg = override_config(saved, values, args.set, args.config)
+    before, after = flat_items(saved), flat_items(cfg)
+    changed = {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
+    for key, (old, new) in changed.items():
+        if not key.startswith(RESUMABLE_CHANGES):
+            raise RunFolderError(
+                f"{folder} holds a {saved['problem']} run on {saved['dataset']} with {key}={old!r}; "
+                f"{source_of(key, args)} {new!r} cannot change when resuming; resume without it, or "
+                "start a new run with another --out")
+    done = state["iteration"]
+    if cfg["iterations"] < done:
+        raise ConfigError(f"{folder} is already at iteration {done}; pass --iterations {done} or "
+                          "more to resume it")
+    if "iterations" in changed and cfg["outer"]["schedule"] != "constant":
+        raise ConfigError(f"--iterations cannot change when resuming a run with outer.schedule="
+                          f"{cfg['outer']['schedule']} (its learning-rate schedule was laid out for "
+                          f"{saved['iterations']} iterations); start a new run with another --out")
+    return cfg, changed
 
 
 def train(argv) -> int:
     args = train_parser().parse_args(argv)
-    state = resume_state(args) if args.resume else None
-    if state is not None:
-        saved = state["config"]
-        values = {"out": args.resume, "iterations": args.iterations or saved["iterations"]}
-        cfg = {**saved, **{k: v for k, v in values.items()}}
-        print(f"resuming {args.resume} at iteration {state['iteration']}", flush=True)
+    if args.resume:
+        out = resume_folder(args)
+        state = load_checkpoint(out / "last.pt")
+        cfg, changed = resumed_config(args, out, state)
     else:
-        cfg = load_config(args.problem or "maml", args.dataset or "omniglot5w1s", args.set,
-                          flag_values(args), args.config)
+        state, changed = None, {}
+        cfg = load_config(args.problem, args.dataset, args.set, flag_values(args), args.config)
+        out = Path(cfg["out"]) if cfg["out"] else default_run_dir(cfg, load_config(cfg["problem"], cfg["dataset"]))
+        cfg["out"] = str(out)
+    if cfg["data"]["name"] != "sinusoid":  # record where the data is, for evaluate and resume
+        cfg["data_root"] = str(resolve_data_root(cfg["data_root"]))
     env = make_env(cfg["data"], cfg["data_root"], cfg["seed"])
-    out = run_dir(cfg)
     engine = MetaEngine(cfg, env, out_dir=out, verbose=args.verbose, resume=state)
     if not engine.is_rank_zero():  # under torchrun, other ranks only train their share
         engine.run()
         return 0
+    # Nothing is written before this point: a mistake above loses no earlier run.
+    if state is None:
+        claim(out, args.overwrite)
+    else:
+        check_writable(out)
+        remove_orphans(out)
+        engine.resumes.append({"iteration": state["iteration"],
+                               "changed": {k: list(v) for k, v in changed.items()}})
+        shown = "".join(f", {k} {old} -> {new}" for k, (old, new) in changed.items())
+        print(f"resuming {out} at iteration {state['iteration']}{shown}", flush=True)
     print(f"{cfg['problem']} on {cfg['dataset']}: {cfg['iterations']} iterations, "
           f"meta-batch {cfg['data']['meta_batch']}, {cfg['inner']['steps']} inner steps "
           f"(test: {cfg['eval']['episodes']} episodes x {cfg['eval']['steps']} steps), "
           f"device {engine.device}, run folder {out}", flush=True)
-    summary = engine.run()
+    try:
+        summary = engine.run()
+    except KeyboardInterrupt:
+        print(f"interrupted at iteration {engine.global_step}; {resume_hint(out, cfg)}",
+              file=sys.stderr)
+        return 130
     print_summary(cfg, summary, engine.train_seconds, out)
     return 0
+
+
+def resume_hint(out: Path, cfg: dict) -> str:
+    """Where a stopped run can be continued from, as a command."""
+    try:
+        done = load_checkpoint(out / "last.pt")["iteration"]
+    except CheckpointError:
+        return (f"no checkpoint was written yet (every checkpoint_every={cfg['checkpoint_every']} "
+                f"iterations); start again with --overwrite --out {out}")
+    return f"{out / 'last.pt'} holds iteration {done}; continue with: python run.py --resume {out}"
 
 
 def print_summary(cfg, summary, train_seconds, out) -> None:
@@ -130,20 +218,41 @@ def warn_if_diverged(summary, cfg) -> None:
         print(f"warning: {hint}", file=sys.stderr)
 
 
+#: What `evaluate --set` may change: the test protocol, never the trained model.
+EVALUATE_SETTABLE = ("data.", "eval.", "device")
+
+
+def evaluation_config(args, saved: dict) -> dict:
+    """The run's own test protocol (its data settings, split, data root, seed, episodes and
+    steps), with exactly the changes the flags ask for."""
+    if args.episodes is not None and args.episodes < 1:
+        raise ConfigError(f"--episodes {args.episodes}: test on at least 1 episode (the protocol "
+                          "is 600)")
+    if args.steps is not None and args.steps < 0:
+        raise ConfigError(f"--steps {args.steps}: pass 0 (θ itself, no adaptation) or more")
+    for text in args.set:
+        key = parse_override(text)[0]
+        if not key.startswith(EVALUATE_SETTABLE):
+            raise ConfigError(f"--set {key}: evaluate re-tests the saved model, so only data.*, "
+                              "eval.* and device can be set")
+    cfg = copy.deepcopy(saved)
+    if args.dataset and args.dataset != saved["dataset"]:
+        preset = load_config(saved["problem"], args.dataset)
+        data = preset["data"]
+        if data["name"] == saved["data"]["name"]:  # same classes: keep the run's held-out split
+            data.update({k: saved["data"][k] for k in ("split_by", "split_fractions", "split_seed")})
+        cfg["data"], cfg["dataset"] = data, args.dataset
+    cfg["data"]["train_name"] = None  # only the test split is read
+    values = {"data_root": args.data_root, "eval.episodes": args.episodes, "eval.steps": args.steps}
+    return override_config(cfg, {k: v for k, v in values.items() if v is not None}, args.set)
+
+
 def evaluate_checkpoint(argv) -> int:
     args = evaluate_parser().parse_args(argv)
     path = Path(args.checkpoint)
     state = load_checkpoint(path)
     saved = state["config"]
-    overrides = {"data_root": args.data_root} if args.data_root else {}
-    if args.episodes:
-        overrides["eval.episodes"] = args.episodes
-    if args.steps:
-        overrides["eval.steps"] = args.steps
-    cfg = load_config(saved["problem"], args.dataset or saved["dataset"], values=overrides)
-    for section in ("model", "inner", "outer"):
-        cfg[section] = saved[section]
-    cfg["seed"] = saved["seed"]
+    cfg = evaluation_config(args, saved)
     env = make_env(cfg["data"], cfg["data_root"], cfg["seed"])
     engine = MetaEngine({**cfg, "iterations": 0}, env, progress=False)
     try:
@@ -153,6 +262,7 @@ def evaluate_checkpoint(argv) -> int:
             f"{path} was trained on {saved['dataset']} and does not fit {cfg['dataset']} (input "
             f"shape {env.input_shape}, {env.output_dim} outputs); evaluate on a dataset with the "
             "same image size and ways") from None
+    print(f"test protocol: {describe_protocol(cfg)}", flush=True)
     summary = evaluate(engine.inner, env, "test", cfg["eval"]["episodes"], cfg["eval"]["steps"],
                        cfg["data"]["meta_batch"])
     print(f"{saved['problem']} on {cfg['dataset']} (checkpoint iteration {state['iteration']}): "
@@ -177,6 +287,11 @@ def main(argv=None) -> int:
         return COMMANDS[command](argv)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file the program had to read or write; nothing written is lost
+        where = err.filename or "a file"
+        print(f"error: cannot use {where} ({err.strerror or err}); check that the path exists, is "
+              "writable and has free space (checkpoints already written are kept)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; checkpoints written so far are kept", file=sys.stderr)

@@ -29,9 +29,9 @@ CHOICES = {
 #: Numbers that must be positive (> 0) or non-negative (>= 0).
 POSITIVE = {"iterations", "data.ways", "data.shots", "data.query", "data.meta_batch",
             "model.hidden", "inner.lr", "inner.steps", "inner.lam", "inner.solver_iters",
-            "inner.power_iters", "outer.lr", "eval.steps", "eval.episodes", "eval.val_episodes",
+            "inner.power_iters", "outer.lr", "eval.episodes", "eval.val_episodes",
             "eval.log_every"}
-NON_NEGATIVE = {"checkpoint_every", "inner.grad_clip", "inner.grad_tol", "inner.solver_tol", "inner.damping",
+NON_NEGATIVE = {"seed", "eval.steps", "checkpoint_every", "inner.grad_clip", "inner.grad_tol", "inner.solver_tol", "inner.damping",
                 "inner.neumann_alpha", "outer.min_lr_ratio", "eval.val_every", "data.split_seed",
                 "inner.mamlpp.min_lr", "inner.mamlpp.msl_iters", "inner.mamlpp.first_order_iters"}
 #: Keys whose default is null but that take a value of this type.
@@ -108,12 +108,13 @@ def _merge(base: dict, layer: dict, schema: dict, source: str, prefix: str = "")
                                   f"{', '.join(schema[key])}, got {value!r}")
             _merge(base[key], value, schema[key], source, path + ".")
         else:
-            base[key] = _coerce(path, value, schema[key], source)
+            base[key] = _coerce(path, value, base[key], source)
 
 
-def _coerce(path: str, value: Any, default: Any, source: str) -> Any:
-    expected = NULLABLE.get(path, type(default))
-    if value is None and (default is None or path in NULLABLE):
+def _coerce(path: str, value: Any, current: Any, source: str) -> Any:
+    """`value` as the type `current` (the value the layers below gave this key) has."""
+    expected = NULLABLE.get(path, type(current))
+    if value is None and (current is None or path in NULLABLE):
         return None
     if expected is float and isinstance(value, str):  # YAML 1.1 reads "1e-6" as a string
         try:
@@ -126,8 +127,10 @@ def _coerce(path: str, value: Any, default: Any, source: str) -> Any:
         value = [float(v) for v in value]
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
-        raise ConfigError(f"{path}={value!r} in {source} must be a {expected.__name__} "
-                          f"(default {default!r})")
+        name = expected.__name__
+        article = "an" if name[0] in "aeiou" else "a"
+        raise ConfigError(f"{path}={value!r} in {source} must be {article} {name} "
+                          f"(before this setting it was {current!r})")
     return value
 
 
@@ -156,36 +159,97 @@ def _check_values(cfg: dict) -> None:
                           "(train, validation, test)")
 
 
-def load_config(problem: str, dataset: str, overrides: list[str] | None = None,
-                values: dict[str, Any] | None = None, config_file: str | None = None) -> dict:
-    """The validated config for `problem` on `dataset`. `values` are already-parsed flag
-    values (e.g. {'seed': 3}); `overrides` are raw `key=value` strings from --set;
-    `config_file` is a user's YAML, applied after the presets and before flags.
+#: Keys that choose the presets themselves: read before the layers, never merged as values.
+PRESET_KEYS = ("problem", "dataset")
 
-    A dataset preset may hold `for_problem: {<problem>: {...}}`: settings the protocol of that
-    dataset prescribes for one problem (e.g. iMAML's inner step size on Omniglot)."""
-    schema = read_yaml(HERE / "defaults.yaml")
-    cfg = copy.deepcopy(schema)
-    _merge(cfg, _preset("problems", problem, "problem"), schema, f"configs/problems/{problem}.yaml")
-    preset = dict(_preset("datasets", dataset, "dataset"))
-    specific = preset.pop("for_problem", {}) or {}
-    _merge(cfg, preset, schema, f"configs/datasets/{dataset}.yaml")
-    if problem in specific:
-        _merge(cfg, specific[problem], schema, f"configs/datasets/{dataset}.yaml for_problem.{problem}")
-    if config_file:
-        _merge(cfg, _user_file(config_file), schema, config_file)
-    layered = dict(values or {})
+
+def _layer(values: dict[str, Any] | None, overrides: list[str] | None) -> dict[str, tuple[Any, str]]:
+    """Flag values and --set strings as {dotted key: (value, where it came from)}."""
+    layered = {key: (value, f"--{key}") for key, value in (values or {}).items()}
     for text in overrides or []:
         key, value = parse_override(text)
-        layered[key] = value
-    for key, value in layered.items():
+        layered[key] = (value, f"--set {key}")
+    return layered
+
+
+def _apply(cfg: dict, schema: dict, layered: dict[str, tuple[Any, str]]) -> None:
+    for key, (value, source) in layered.items():
         nested: dict = {}
         node = nested
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-        _merge(cfg, nested, schema, f"--set {key}" if key not in (values or {}) else f"--{key}")
+        _merge(cfg, nested, schema, source)
+
+
+def _choose(key: str, given: str | None, layered: dict, user: dict, config_file: str | None):
+    """The problem or dataset: the flag, else --set, else the config file, else the default.
+    Two flags that disagree are an error; a flag wins over the file."""
+    from_set = layered.pop(key, (None, ""))[0]
+    if given is not None and from_set is not None and given != from_set:
+        raise ConfigError(f"--{key} {given} and --set {key}={from_set} disagree; give one of them")
+    chosen = given if given is not None else from_set
+    from_file = user.pop(key, None)
+    if chosen is None and from_file is not None:
+        chosen = from_file
+    if chosen is None:
+        return None
+    if not isinstance(chosen, str):
+        where = config_file if chosen is from_file else f"--set {key}"
+        raise ConfigError(f"{key}={chosen!r} in {where} must be the name of a preset")
+    return chosen
+
+
+def load_config(problem: str | None, dataset: str | None, overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None, config_file: str | None = None) -> dict:
+    """The validated config for `problem` on `dataset`. `values` are already-parsed flag
+    values (e.g. {'seed': 3}); `overrides` are raw `key=value` strings from --set;
+    `config_file` is a user's YAML, applied after the presets and before flags. A problem or
+    dataset left None comes from `--set problem=...`, then the config file's `problem:`, then
+    defaults.yaml, so that none of them is ever silently ignored.
+
+    A dataset preset may hold `for_problem: {<problem>: {...}}`: settings the protocol of that
+    dataset prescribes for one problem (e.g. iMAML's inner step size on Omniglot)."""
+    schema = read_yaml(HERE / "defaults.yaml")
+    cfg = copy.deepcopy(schema)
+    user = dict(_user_file(config_file)) if config_file else {}
+    layered = _layer(values, overrides)
+    problem = _choose("problem", problem, layered, user, config_file) or schema["problem"]
+    dataset = _choose("dataset", dataset, layered, user, config_file) or schema["dataset"]
+    _merge(cfg, _preset("problems", problem, "problem"), schema, f"configs/problems/{problem}.yaml")
+    preset = dict(_preset("datasets", dataset, "dataset"))
+    specific = preset.pop("for_problem", {}) or {}
+    _merge(cfg, preset, schema, f"configs/datasets/{dataset}.yaml")
+    if problem in specific:
+        _merge(cfg, specific[problem], schema, f"configs/datasets/{dataset}.yaml for_problem.{problem}")
+    if user:
+        _merge(cfg, user, schema, config_file)
+    _apply(cfg, schema, layered)
     cfg["problem"], cfg["dataset"] = problem, dataset
     _check_values(cfg)
     return cfg
+
+
+def override_config(cfg: dict, values: dict[str, Any] | None = None,
+                    overrides: list[str] | None = None, config_file: str | None = None) -> dict:
+    """A copy of a finished config with more layers on top (e.g. settings changed on --resume),
+    validated as load_config validates."""
+    schema = read_yaml(HERE / "defaults.yaml")
+    result = copy.deepcopy(cfg)
+    if config_file:
+        _merge(result, _user_file(config_file), schema, config_file)
+    _apply(result, schema, _layer(values, overrides))
+    _check_values(result)
+    return result
+
+
+def flat_items(cfg: dict, prefix: str = "") -> dict[str, Any]:
+    """{'inner.lr': 0.4, ...}: every leaf of a config by its dotted key."""
+    items = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            items.update(flat_items(value, f"{prefix}{key}."))
+        else:
+            items[f"{prefix}{key}"] = value
+    return items

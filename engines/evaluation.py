@@ -62,3 +62,16 @@ def divergence_hint(summary: Summary, inner_lr: float) -> str:
         return ""
     return (f"adaptation diverged (NaN/inf query loss) on {summary.diverged} of {summary.episodes} "
             f"{summary.split} episodes; lower inner.lr (now {inner_lr}) or eval.steps (now {summary.steps})")
+
+
+def describe_protocol(cfg: dict) -> str:
+    """The test protocol a config defines, in one line, so a re-test says what it measured."""
+    d, e = cfg["data"], cfg["eval"]
+    if d["name"] == "sinusoid":
+        data = f"sinusoid ({d['shots']} support and {d['query']} query points)"
+    else:
+        fractions = "/".join(f"{f:g}" for f in d["split_fractions"])
+        data = (f"{d['name']} test split ({d['ways']}-way {d['shots']}-shot, {d['query']} queries "
+                f"per class; classes split by {d['split_by']} {fractions}, split seed "
+                f"{d['split_seed']}, rotations {d['rotations']}), data root {cfg['data_root']}")
+    return f"{data}, seed {cfg['seed']}, {e['episodes']} episodes x {e['steps']} steps"

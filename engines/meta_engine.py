@@ -5,7 +5,6 @@ every `checkpoint_every` iterations it writes a resumable checkpoint; at the end
 best θ on `eval.episodes` test episodes and writes results.json, log.csv and curves.png."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -17,10 +16,12 @@ from betty.configs import EngineConfig
 from betty.engine import Engine
 from betty.logging.logger_base import get_logger
 
-from engines.checkpoint import CheckpointError, capture_rng, restore_rng, save_checkpoint
+from configs import ConfigError
+from engines.checkpoint import (CheckpointError, capture_rng, load_checkpoint, restore_rng,
+                                save_checkpoint)
 from engines.evaluation import Summary, divergence_hint, evaluate
 from engines.progress import Progress
-from engines.records import CsvLog, plot_curves, tensorboard_logger
+from engines.records import CsvLog, json_text, plot_curves, tensorboard_logger
 from problems import NonFiniteLoss, build_problems
 
 
@@ -33,6 +34,9 @@ def engine_strategy(device: str) -> str:
     (WORLD_SIZE > 1) the run is data-parallel over the meta-batch."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return "distributed"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but torch sees no CUDA GPU here; use --set device=cpu "
+                          "(or device=auto), or run on a machine with a GPU")
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         return "gpu"
     return "cpu"
@@ -51,14 +55,16 @@ class MetaEngine(Engine):
         self.cfg, self.out_dir, self.log = cfg, Path(out_dir) if out_dir else None, log
         self.history: list[dict] = []
         self.best: dict | None = None
-        self.train_seconds = 0.0
+        self.train_seconds = 0.0      # finished training time (this run and the ones it resumes)
+        self._started: float | None = None  # perf_counter() while run() is training
+        self.resumes: list[dict] = []  # where the run was resumed and which settings changed
         self.show_progress = progress
         # A wall-time budget (compare --train); single-process only: ranks would stop apart.
         self.max_seconds = max_seconds
         super().__init__(problems=problems, config=config, dependencies=dependencies, env=env)
-        self.csv = CsvLog(self.out_dir / "log.csv" if self.out_dir and self.is_rank_zero() else None)
-        self.tensorboard = tensorboard_logger(self.out_dir / "tensorboard"
-                                              if self.out_dir and self.is_rank_zero() else None)
+        # Records are opened by run(): building an engine writes nothing into the run folder.
+        self.csv, self.tensorboard = CsvLog(None), None
+        self.resumed_at: int | None = None
         if resume is not None:
             self.load_state(resume)
 
@@ -128,13 +134,19 @@ class MetaEngine(Engine):
 
     # ---- the loop -----------------------------------------------------------------------
     def elapsed(self) -> float:
-        return round(self.train_seconds + time.perf_counter() - self._started, 3)
+        """Training seconds so far: finished ones plus the current run() if it is training."""
+        running = time.perf_counter() - self._started if self._started is not None else 0.0
+        return round(self.train_seconds + running, 3)
+
+    def validated_at(self, iteration: int) -> bool:
+        return any(h["split"] == "validation" and h["iteration"] == iteration for h in self.history)
 
     def out_of_time(self) -> bool:
         return self.max_seconds is not None and self.elapsed() >= self.max_seconds
 
     def run(self) -> Summary | None:
         e, total = self.cfg["eval"], self.cfg["iterations"]
+        self.open_records()
         self._started = time.perf_counter()
         bar = Progress(total, self.global_step, enabled=self.show_progress and self.is_rank_zero())
         self.log = bar.wrap(self.log)
@@ -155,13 +167,18 @@ class MetaEngine(Engine):
             if self.cfg["checkpoint_every"] and self.global_step % self.cfg["checkpoint_every"] == 0:
                 self.save("last.pt")
         bar.close()
-        self.train_seconds = self.elapsed()
         if not self.is_rank_zero():
+            self.train_seconds, self._started = self.elapsed(), None
             self.cleanup()
             return None
+        # The final θ is a candidate too: validate it unless that just happened (and so a run
+        # shorter than eval.val_every still gets a validation point and a best.pt).
+        if e["val_every"] and not self.validated_at(self.global_step):
+            self.eval()
+            self.validation()
+        self.train_seconds, self._started = self.elapsed(), None
         self.save("last.pt")
         if self.best is not None and self.out_dir:
-            from engines.checkpoint import load_checkpoint
             self.outer.module.load_state_dict(load_checkpoint(self.out_dir / "best.pt")["model"])
         summary = self.test()
         self.cleanup()
@@ -185,7 +202,8 @@ class MetaEngine(Engine):
                 "iteration": self.global_step, "env": self.env.state_dict(),
                 "counts": {p.name: p._count for p in self.problems}, "rng": capture_rng(),
                 "history": self.history, "best": self.best, "train_seconds": self.elapsed(),
-                "config": self.cfg, "problem": self.cfg["problem"], "dataset": self.cfg["dataset"]}
+                "resumes": self.resumes, "config": self.cfg, "problem": self.cfg["problem"],
+                "dataset": self.cfg["dataset"]}
 
     def save(self, name: str) -> None:
         if self.out_dir and self.is_rank_zero():
@@ -206,6 +224,20 @@ class MetaEngine(Engine):
         restore_rng(state["rng"])
         self.history, self.best = list(state["history"]), state["best"]
         self.train_seconds = state["train_seconds"]
+        self.resumes = list(state.get("resumes", []))
+        self.resumed_at = state["iteration"]
+
+    def open_records(self) -> None:
+        """log.csv and TensorBoard in the run folder. A resumed run drops what the stopped run
+        logged after its checkpoint (those iterations are trained again), so nothing is twice."""
+        if self.out_dir is None or not self.is_rank_zero():
+            return
+        self.csv = CsvLog(self.out_dir / "log.csv")
+        if self.resumed_at is not None:
+            self.csv.rewrite(self.history)
+        self.tensorboard = tensorboard_logger(
+            self.out_dir / "tensorboard",
+            purge_step=self.resumed_at + 1 if self.resumed_at is not None else None)
 
 
 def write_results(out_dir: Path, cfg: dict, summary: Summary, engine: MetaEngine,
@@ -215,8 +247,8 @@ def write_results(out_dir: Path, cfg: dict, summary: Summary, engine: MetaEngine
         "iterations": engine.global_step, "train_seconds": round(engine.train_seconds, 3),
         "test_seconds": round(test_seconds, 3), "device": str(engine.device),
         "test": summary.as_dict(), "best_validation": engine.best,
-        "history": engine.history, "config": cfg,
+        "history": engine.history, "resumes": engine.resumes, "config": cfg,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "results.json").write_text(json_text(results))
     return results

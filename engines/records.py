@@ -3,30 +3,61 @@ scalars (Betty's logger, when tensorboard is installed) and a PNG of the learnin
 from __future__ import annotations
 
 import csv
+import json
+import math
 from pathlib import Path
 
 FIELDS = ["iteration", "split", "loss", "acc", "mean", "ci95", "seconds"]
 
 
+def _cells(row: dict) -> list:
+    return ["" if row.get(k) is None else row.get(k) for k in FIELDS]
+
+
 class CsvLog:
-    """Appends rows; a resumed run keeps appending to the same file."""
+    """Appends rows; a resumed run first rewrites the file from its checkpoint's history, so
+    rows the stopped run logged after that checkpoint are not kept twice."""
 
     def __init__(self, path: Path | None):
         self.path = path
         if path is not None and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("w", newline="") as handle:
-                csv.writer(handle).writerow(FIELDS)
+            self.rewrite([])
+
+    def rewrite(self, rows: list[dict]) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(FIELDS)
+            writer.writerows(_cells(row) for row in rows)
 
     def write(self, row: dict) -> None:
         if self.path is None:
             return
         with self.path.open("a", newline="") as handle:
-            csv.writer(handle).writerow(["" if row.get(k) is None else row.get(k) for k in FIELDS])
+            csv.writer(handle).writerow(_cells(row))
 
 
-def tensorboard_logger(log_dir: Path | None):
-    """Betty's TensorBoard logger writing into the run folder, or None without tensorboard."""
+def json_safe(value):
+    """`value` with every NaN/inf float replaced by None: JSON has no NaN, and a results file
+    that json.load rejects (Python writes bare `NaN`) would lose the whole run's record."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def json_text(value) -> str:
+    return json.dumps(json_safe(value), indent=2, allow_nan=False)
+
+
+def tensorboard_logger(log_dir: Path | None, purge_step: int | None = None):
+    """Betty's TensorBoard logger writing into the run folder, or None without tensorboard.
+    `purge_step`: on resume, hide events at or after this step written by the stopped run."""
     if log_dir is None:
         return None
     try:
@@ -37,7 +68,7 @@ def tensorboard_logger(log_dir: Path | None):
 
     class RunFolderTensorBoard(TensorBoardLogger):
         def __init__(self):  # Betty's own writes under ./betty_tensorboard; keep runs together
-            self.writer = SummaryWriter(log_dir=str(log_dir))
+            self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     return RunFolderTensorBoard()
 
