@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import DataError
 from .folders import load_class_folders, sorted_dirs
-from .paths import require
+from .paths import announce_download, quiet, require
 from .pool import ClassPool
 from .readers import is_html
 from .sampling import ClassTaskSampler
@@ -27,11 +27,13 @@ MORE_CLASSES = "use fewer ways (the standard splits have 64/16/20 classes) or su
 
 def download_cifar_fs(root: Path) -> None:
     """Let learn2learn fetch, unzip and process the dataset (online users only)."""
+    announce_download(NAME, root / "cifarfs")
     try:
-        from learn2learn.vision.datasets import CIFARFS
+        with quiet():  # learn2learn's import banner and its "Downloading CIFARFS ..." lines
+            from learn2learn.vision.datasets import CIFARFS
 
-        root.mkdir(parents=True, exist_ok=True)
-        CIFARFS(str(root), mode="train", download=True)
+            root.mkdir(parents=True, exist_ok=True)
+            CIFARFS(str(root), mode="train", download=True)
     except Exception as exc:
         archive = root / "cifarfs.zip"
         if archive.is_file() and archive.stat().st_size and is_html(archive):

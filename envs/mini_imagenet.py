@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import DataError
-from .paths import require
+from .paths import announce_download, quiet, require
 from .pool import ClassPool
 from .readers import is_html, read_pickle
 from .sampling import ClassTaskSampler
@@ -31,11 +31,13 @@ def cache_file(root: Path, split: str) -> Path:
 
 def download_split(root: Path, split: str) -> None:
     """Let learn2learn fetch the pickle; afterwards the caller re-checks what actually arrived."""
+    announce_download(NAME, cache_file(root, split))
     try:
-        from learn2learn.vision.datasets import MiniImagenet
+        with quiet():  # learn2learn's import banner and its per-source "Downloading ..." lines
+            from learn2learn.vision.datasets import MiniImagenet
 
-        root.mkdir(parents=True, exist_ok=True)
-        MiniImagenet(str(root), mode=split, download=True)
+            root.mkdir(parents=True, exist_ok=True)
+            MiniImagenet(str(root), mode=split, download=True)
     except Exception as exc:
         path = cache_file(root, split)
         if path.is_file() and path.stat().st_size and is_html(path):

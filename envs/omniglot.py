@@ -11,7 +11,7 @@ from pathlib import Path
 from .errors import DataError
 from .folders import load_class_folders, sorted_dirs
 from .held_out import held_out_samplers
-from .paths import require
+from .paths import announce_download, quiet, require
 
 NAME = "omniglot"
 IMAGE_SETS = ("images_background", "images_evaluation")
@@ -28,11 +28,13 @@ def omniglot_folder(root: Path) -> Path:
 
 def download_omniglot(root: Path) -> None:
     """Fetch both image sets through torchvision (online users only)."""
-    from torchvision.datasets import Omniglot
-
+    announce_download(NAME, root / "omniglot-py")
     for background in (True, False):
         try:
-            Omniglot(str(root), background=background, download=True)
+            with quiet():  # whatever torchvision prints on import or while downloading
+                from torchvision.datasets import Omniglot
+
+                Omniglot(str(root), background=background, download=True)
         except Exception as exc:
             raise DataError(f"{NAME}: downloading into {root} failed ({type(exc).__name__}: {exc}); "
                             f"check the connection or download omniglot-py by hand") from exc

@@ -5,7 +5,7 @@ import importlib
 import inspect
 
 from optimizers.anil import ANIL
-from optimizers.base import OptimizerSpecError
+from optimizers.base import InnerLoopOptimizer, OptimizerSpecError
 from optimizers.mamlpp import MAMLPlusPlus
 from optimizers.metasgd import MetaSGD
 from optimizers.sgd import SGD
@@ -14,6 +14,13 @@ OPTIMIZERS: dict[str, type] = {"sgd": SGD, "metasgd": MetaSGD, "anil": ANIL, "ma
 
 
 REQUIRED = ("adapt", "meta_parameters")
+ABSTRACT = ("adapt",)  # the base class's version is a stub: a subclass must write its own
+
+
+def stub(cls: type, name: str) -> bool:
+    """Whether `cls` only inherits InnerLoopOptimizer's placeholder for `name` (adapt raises
+    NotImplementedError there), so the run would start and die at the first inner step."""
+    return getattr(cls, name, None) is getattr(InnerLoopOptimizer, name)
 
 
 def resolve_optimizer(spec: str) -> type:
@@ -34,6 +41,12 @@ def resolve_optimizer(spec: str) -> type:
     if cls is None or not inspect.isclass(cls):
         raise OptimizerSpecError(
             f"module {module_name!r} has no class {class_name!r}; write it as package.module:ClassName")
+    unwritten = [m for m in ABSTRACT if stub(cls, m)]
+    if unwritten:
+        raise OptimizerSpecError(
+            f"{spec} does not implement {', '.join(unwritten)} (it inherits InnerLoopOptimizer's "
+            "placeholder, which raises NotImplementedError); define adapt(self, model, support_x, "
+            f"support_y, n_steps) in {class_name}, returning the adapted learner")
     missing = [m for m in REQUIRED if not callable(getattr(cls, m, None))]
     if missing or not issubclass(cls, __import__("torch").nn.Module):
         what = f"lacks {', '.join(missing)}" if missing else "is not a torch.nn.Module"

@@ -10,11 +10,12 @@ the tasks are also adapted, and their inner and query losses evaluated, all at o
 """
 from __future__ import annotations
 
-import warnings
+import sys
 
 import torch
 from betty.hypergradient import jvp_fn_mapping
 from torch import nn
+from tqdm import tqdm
 
 from optimizers import Learner
 from problems import vectorized
@@ -113,13 +114,20 @@ class ImplicitInner(TaskAdaptation):
             self.last_solve = info
             if info.negative_curvature and not self.warned_indefinite:
                 self.warned_indefinite = True
-                warnings.warn(f"iMAML: I + H/λ is not positive definite on {info.negative_curvature} "
-                              f"of {len(vector[0])} tasks (λ={self.lam}); CG stopped early on them "
-                              f"(first-order answer where it could not take a step). "
-                              f"Raise inner.lam or inner.damping.", RuntimeWarning, stacklevel=2)
+                warn(f"iMAML: I + H/λ is not positive definite on {info.negative_curvature} "
+                     f"of {len(vector[0])} tasks (λ={self.lam}); CG stopped early on them "
+                     f"(first-order answer where it could not take a step). "
+                     f"Raise inner.lam or inner.damping.")
             return x
         alpha = self.neumann_alpha or safe_neumann_alpha(hvp, vector, self.power_iters, batch_dims=1)
         return neumann_series(hvp, vector, self.solver_iters, alpha, batch_dims=1)
+
+
+def warn(message: str) -> None:
+    """One `warning: ...` line on stderr: no source line under it (as warnings.warn prints), and
+    written through tqdm so that it does not break a progress bar on a terminal."""
+    tqdm.write(f"warning: {message}", file=sys.stderr)
+    sys.stderr.flush()
 
 
 def implicit_best_response(vector, curr: ImplicitInner, prev, sync: bool):
