@@ -46,7 +46,7 @@ def train_all(out: Path, budget: dict, seed: int, data_root: str | None) -> None
     for dataset in DATASETS:
         for problem in available_problems():
             folder = out / dataset / problem
-            cmd = [sys.executable, "run.py", "--problem", problem, "--dataset", dataset,
+            cmd = [sys.executable, "run.py", "--problem", problem, "--dataset", dataset, "--overwrite",
                    "--iterations", str(budget["iterations"]), "--seed", str(seed), "--out", str(folder)]
             if data_root:
                 cmd += ["--data-root", data_root]
