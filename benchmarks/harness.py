@@ -1,7 +1,7 @@
 """What speed.py and memory.py share: the two standard settings, a fixed pool of meta-batches,
 this project's training path built from config, and a record of the machine.
 
-Import this before torch anywhere else: it sets OMP_WAIT_POLICY=PASSIVE (DESIGN.md: with 2
+Import this before torch anywhere else: it sets OMP_WAIT_POLICY=PASSIVE (docs/DESIGN.md: with 2
 threads, OpenMP spin-waiting makes runs 10-30x slower whenever another process is busy)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Glyphs: an Omniglot-like pool rendered from fonts (../shared/tools/build_glyphs.py), split by script.
+"""Glyphs: an Omniglot-like pool rendered from fonts (scripts/build_glyphs.py), split by script.
 
 An extra meta-training pool, never a stand-in for Omniglot's benchmark numbers.
 """
@@ -16,7 +16,8 @@ from .pool import ClassPool
 from .readers import read_npz
 
 NAME = "glyphs"
-FIX = "rebuild it with ../shared/tools/build_glyphs.py or pass --data-root to the folder holding glyphs/"
+FIX = ("build it with `python scripts/build_glyphs.py --out <data root>/glyphs/glyphs.npz` "
+       "or pass --data-root to the folder holding glyphs/")
 
 
 def load_glyph_pool(root: Path) -> ClassPool:

@@ -66,7 +66,7 @@ def read_npz(path: Path, dataset: str, keys: Sequence[str]) -> dict[str, np.ndar
             if missing:
                 raise DataError(
                     f"{dataset}: {path} lacks arrays {missing} (it has {sorted(archive.files)}); "
-                    f"rebuild it (e.g. ../shared/tools/build_glyphs.py) or point --data-root elsewhere"
+                    f"rebuild it (e.g. scripts/build_glyphs.py) or point --data-root elsewhere"
                 )
             return {k: archive[k] for k in keys}
     except DataError:

@@ -4,7 +4,7 @@ given only as a matrix-vector product (a Hessian-vector product in practice).
 Vectors are lists of tensors. With `batch_dims=1` the first dimension of every tensor indexes
 independent systems (one per task of a meta-batch: the Hessian is block diagonal), and every
 scalar of the algorithms (step sizes, residual norms, eigenvalues) is kept per system.
-Betty 0.2.1's own `cg` is wrong and its `neumann` diverges when αλ_max(A) > 2 (DESIGN.md);
+Betty 0.2.1's own `cg` is wrong and its `neumann` diverges when αλ_max(A) > 2 (docs/DESIGN.md);
 these are the project's own, tested against dense solves.
 """
 from __future__ import annotations

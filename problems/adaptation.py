@@ -1,7 +1,7 @@
 """What every lower-level problem shares: one Betty step adapts a learner to each task of the
 current meta-batch with the inner-loop optimizer, and the same code adapts at evaluation.
 
-Betty's own `IterativeProblem` fails on current torch (DESIGN.md), so the lower level is an
+Betty's own `IterativeProblem` fails on current torch (docs/DESIGN.md), so the lower level is an
 `ImplicitProblem` whose single step runs the whole inner loop; Betty still orders the levels,
 calls the outer problem after the inner one and routes implicit hypergradients.
 """

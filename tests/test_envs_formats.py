@@ -331,7 +331,7 @@ def test_glyphs_wrong_shape(tmp_path):
     write_glyphs(tmp_path, images=np.zeros((9, 28, 28), dtype=np.uint8))
     with pytest.raises(DataError) as excinfo:
         make_env({"name": "glyphs"}, str(tmp_path), 0)
-    assert_data_error(excinfo, tmp_path / "glyphs" / "glyphs.npz", "(9, 28, 28)", "build_glyphs.py")
+    assert_data_error(excinfo, tmp_path / "glyphs" / "glyphs.npz", "(9, 28, 28)", "scripts/build_glyphs.py")
 
 
 def test_glyphs_corrupt_npz(tmp_path):

@@ -4,7 +4,7 @@ of `unroll_steps` SGD steps on support loss + λ/2‖φ−θ‖², and the outer
 the query-loss hypergradient over the meta-batch (`gradient_accumulation`).
 
 The best-response product is a minimal correct CG registered as "baseline_cg" (Betty 0.2.1's
-own `cg` is wrong, DESIGN.md); it calls this project's `conjugate_gradient` on one task's
+own `cg` is wrong, docs/DESIGN.md); it calls this project's `conjugate_gradient` on one task's
 system, so both sides solve the same linear system the same way."""
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 class L2LMAML:
     def __init__(self, backbone: torch.nn.Module, lr: float, steps: int, outer_lr: float,
                  first_order: bool = False):
-        import learn2learn as l2l  # imports gym at import time (DESIGN.md)
+        import learn2learn as l2l  # imports gym at import time (docs/DESIGN.md)
         self.backbone = copy.deepcopy(backbone)
         self.maml = l2l.algorithms.MAML(self.backbone, lr=lr, first_order=first_order)
         self.optimizer = torch.optim.Adam(self.maml.parameters(), lr=outer_lr)
