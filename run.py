@@ -26,6 +26,7 @@ warnings.filterwarnings("ignore", message=".*Gym has been unmaintained.*")
 
 from configs import (ConfigError, available_datasets, available_problems, flat_items,  # noqa: E402
                      load_config, override_config, parse_override)
+from configs.cli import Parser, at_least  # noqa: E402
 from envs import DataError, make_env  # noqa: E402
 from envs.paths import resolve_data_root  # noqa: E402
 from engines import CheckpointError, MetaEngine, TrainingDiverged, load_checkpoint  # noqa: E402
@@ -51,8 +52,8 @@ RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "data_root", "device", "e
 
 
 def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Meta-train, then test on the standard protocol.",
-                                epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="run.py", description="Meta-train, then test on the standard protocol.",
+               epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--problem", help=f"one of: {', '.join(available_problems())} (default maml)")
     p.add_argument("--dataset", help=f"one of: {', '.join(available_datasets())} (default omniglot5w1s)")
     p.add_argument("--config", help="a YAML file of config keys, applied after the presets")
@@ -60,8 +61,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-dataset", help="meta-train on this dataset's train split (e.g. glyphs)")
     p.add_argument("--inner-optimizer", help="a registered name or package.module:ClassName")
     p.add_argument("--data-root", help="data folder (else $METALEARN_DATA_ROOT, else ./data)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--iterations", type=int, help="meta-iterations (default: the dataset preset's)")
+    p.add_argument("--seed", type=at_least(0))
+    p.add_argument("--iterations", type=at_least(1), help="meta-iterations (default: the dataset preset's)")
     p.add_argument("--out", help="run folder (default runs/<problem>-<dataset>-s<seed>[-<hash of the "
                                  "settings that differ from the presets>])")
     p.add_argument("--overwrite", action="store_true",
@@ -73,15 +74,15 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="run.py evaluate",
         description="Re-test a trained model on the test protocol of its own run (the same data, "
                     "split, episodes and steps), unless flags say otherwise.")
     p.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
     p.add_argument("--dataset", help="test on another preset (same input shape and ways)")
     p.add_argument("--data-root", help="where the data lies now (default: the run's)")
-    p.add_argument("--episodes", type=int, help="test episodes (default: the run's eval.episodes)")
-    p.add_argument("--steps", type=int, help="adaptation steps; 0 tests θ itself (default: the run's)")
+    p.add_argument("--episodes", type=at_least(1), help="test episodes (default: the run's eval.episodes)")
+    p.add_argument("--steps", type=at_least(0), help="adaptation steps; 0 tests θ itself (default: the run's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a data.*, eval.* or device key (repeatable)")
     return p
@@ -225,11 +226,6 @@ EVALUATE_SETTABLE = ("data.", "eval.", "device")
 def evaluation_config(args, saved: dict) -> dict:
     """The run's own test protocol (its data settings, split, data root, seed, episodes and
     steps), with exactly the changes the flags ask for."""
-    if args.episodes is not None and args.episodes < 1:
-        raise ConfigError(f"--episodes {args.episodes}: test on at least 1 episode (the protocol "
-                          "is 600)")
-    if args.steps is not None and args.steps < 0:
-        raise ConfigError(f"--steps {args.steps}: pass 0 (θ itself, no adaptation) or more")
     for text in args.set:
         key = parse_override(text)[0]
         if not key.startswith(EVALUATE_SETTABLE):

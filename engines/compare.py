@@ -17,38 +17,41 @@ from pathlib import Path
 
 from betty.logging.logger_base import get_logger
 
+from configs.cli import Parser, at_least, positive_seconds, tolerance
 from engines.compare_methods import default_problems, parse_ints, parse_problems
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run.py compare", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="run.py compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", help="a preset in configs/datasets/ (default sinusoid, or the "
                                      "checkpoint's dataset)")
     p.add_argument("--data-root")
-    p.add_argument("--seed", type=int, default=0, help="θ's initialisation and the tasks")
+    p.add_argument("--seed", type=at_least(0), default=0, help="θ's initialisation and the tasks")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key for every method (repeatable)")
     p.add_argument("--out", help="output folder (default runs/compare-<dataset>-s<seed>)")
     p.add_argument("--problems", type=parse_problems,
                    help=f"comma-separated problem configs (default {','.join(default_problems())})")
     p.add_argument("--checkpoint", help="take θ from this checkpoint instead of a fresh init")
-    p.add_argument("--tasks", type=int, default=4, help="tasks in the fixed meta-batch")
+    p.add_argument("--tasks", type=at_least(1), default=4, help="tasks in the fixed meta-batch")
     p.add_argument("--split", default="train", choices=("train", "validation", "test"))
     p.add_argument("--inner-steps", type=parse_ints, default=[1, 5, 10, 20])
     p.add_argument("--cg-iters", type=parse_ints, default=[1, 2, 5, 10, 20])
     p.add_argument("--neumann-terms", type=parse_ints, default=[1, 2, 5, 10, 20])
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="precision of the compared methods (the reference is always float64)")
-    p.add_argument("--repeats", type=int, default=3, help="timed calls per method (median)")
+    p.add_argument("--repeats", type=at_least(1), default=3, help="timed calls per method (median)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory-profiled call")
-    p.add_argument("--ref-steps", type=int, default=2000, help="reference: cap on inner steps")
-    p.add_argument("--ref-tol", type=float, default=1e-8, help="reference: inner gradient tolerance")
-    p.add_argument("--ref-cg-iters", type=int, default=1000, help="reference: CG iterations cap")
-    p.add_argument("--dense-max", type=int, default=3000,
-                   help="reference: dense Hessian solve up to this many parameters")
+    p.add_argument("--ref-steps", type=at_least(1), default=2000, help="reference: cap on inner steps")
+    p.add_argument("--ref-tol", type=tolerance, default=1e-8, help="reference: inner gradient tolerance")
+    p.add_argument("--ref-cg-iters", type=at_least(1), default=1000, help="reference: CG iterations cap")
+    p.add_argument("--dense-max", type=at_least(0), default=3000,
+                   help="reference: dense Hessian solve up to this many parameters (0: CG always)")
     p.add_argument("--train", action="store_true", help="train the problems and compare curves")
-    p.add_argument("--iterations", type=int, default=200, help="--train: meta-iterations each")
-    p.add_argument("--seconds", type=float, help="--train: also stop each run after this long")
+    p.add_argument("--iterations", type=at_least(1), default=200, help="--train: meta-iterations each")
+    p.add_argument("--seconds", type=positive_seconds, help="--train: also stop each run after this long")
+    p.add_argument("--overwrite", action="store_true",
+                   help="--train: delete earlier runs in the output folder's problem folders first")
     p.add_argument("--verbose", action="store_true", help="show Betty's log lines")
     return p
 

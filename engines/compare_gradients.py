@@ -10,13 +10,14 @@ from dataclasses import dataclass
 import torch
 
 from configs import load_config
-from engines.checkpoint import load_checkpoint
+from engines.checkpoint import CheckpointError, load_checkpoint
 from engines.compare_measure import (DTYPES, MEMORY_METHODS, TaskShape, build_at, cast_episode,
                                      default_dtype, measure)
 from engines.compare_methods import Method, expand
 from engines.compare_reference import (ReferenceSettings, cosine, implicit_reference, own_target,
                                       rel_err)
 from envs import make_env
+from problems.factory import ProblemConfigError
 
 
 @dataclass
@@ -65,7 +66,47 @@ def prepare(args, problems: list[str]) -> Setup:
         _, inner = build_at(first, None, shape)
         theta = {k: v.detach().cpu().clone() for k, v in inner.backbone.state_dict().items()}
     episode = env.episodes(args.split, 0, args.tasks)
+    if args.checkpoint:
+        check_fits(first, theta, shape, episode, args.checkpoint, saved)
     return Setup(configs, theta, shape, episode, source)
+
+
+def misfit(cfg: dict, theta: dict, shape: TaskShape, episode) -> str:
+    """'' when the backbone `cfg` builds for `shape` takes θ's tensors and the episode's inputs,
+    else why not: the checkpoint's architecture, this dataset's input shape and outputs."""
+    try:
+        _, inner = build_at(cfg, None, shape)
+    except ProblemConfigError:
+        raise
+    except ValueError as err:  # e.g. a CNN backbone asked for a non-image dataset
+        return str(err).split(";")[0]
+    wanted = {k: tuple(v.shape) for k, v in inner.backbone.state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in theta.items()}
+    for name in sorted(wanted.keys() | given.keys()):
+        if wanted.get(name) != given.get(name):
+            return (f"its {name} is {list(given[name]) if name in given else 'missing'}, this "
+                    f"dataset needs {list(wanted[name]) if name in wanted else 'none'}")
+    backbone = inner.backbone
+    backbone.load_state_dict(theta)
+    x = episode.support_x[0].to(next(backbone.parameters()).device)
+    try:
+        with torch.no_grad():
+            backbone(x)
+    except RuntimeError as err:  # same tensor shapes, yet the inputs do not go through
+        return str(err).splitlines()[0]
+    return ""
+
+
+def check_fits(cfg: dict, theta: dict, shape: TaskShape, episode, path: str, saved: dict) -> None:
+    """Refuse, in one line naming the fix, a checkpoint whose model does not fit the dataset."""
+    reason = misfit(cfg, theta, shape, episode)
+    if reason:
+        raise CheckpointError(
+            f"{path} was trained on {saved['dataset']} ({saved['model']['backbone']} backbone) and "
+            f"does not fit {cfg['dataset']} (input shape {tuple(shape.input_shape)}, "
+            f"{shape.output_dim} output{'s' * (shape.output_dim != 1)}: {reason}); pass a "
+            f"--dataset with the same input shape and outputs as {saved['dataset']}, or omit "
+            f"--dataset to use {saved['dataset']}")
 
 
 def method_config(cfg: dict, method: Method) -> dict:

@@ -4,6 +4,7 @@ implicit ones). A method is a problem name plus config values, so any problem fi
 configs/problems/ (including ones added later, e.g. Reptile) is compared the same way."""
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 from configs import available_problems
@@ -52,13 +53,14 @@ def expand(problem: str, cfg: dict, inner_steps: list[int], cg_iters: list[int],
 
 
 def parse_ints(text: str) -> list[int]:
-    """'1,5,10' -> [1, 5, 10] (argparse type)."""
+    """'1,5,10' -> [1, 5, 10] (argparse type; every value >= 1)."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
+        values = []
     if not values or min(values) < 1:
-        raise ValueError(f"expected positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers >= 1 (e.g. 1,5,10), got {text!r}")
     return values
 
 

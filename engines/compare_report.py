@@ -64,7 +64,54 @@ def series(rows: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
-def plot_gradients(result: dict, path: Path) -> None:
+def log_ticks(lo: float, hi: float, most: int = 6, gap: float = 0.12) -> list[float]:
+    """Tick positions in [lo, hi] for a log axis, spread so that plain-number labels never
+    collide: at most `most`, neighbours at least `gap` of the axis apart, and at least two where
+    the range allows. The coarsest of whole decades, 1-3 × 10^k, 1-2-5 × 10^k and 1…9 × 10^k
+    that keeps three ticks (else two) is used; an axis too narrow for two of them gets evenly
+    spaced round values. (Matplotlib's own log locator labels every minor tick on an axis
+    spanning under a decade, and those labels overlap.)"""
+    import math
+
+    from matplotlib.ticker import MaxNLocator
+
+    lo, hi = sorted((float(lo), float(hi)))
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= 0:
+        return []
+    lo = max(lo, hi * 1e-300)
+    inside = lambda v: lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)  # noqa: E731 (a limit is inside)
+    min_step = gap * max(math.log10(hi / lo), 1e-12)
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2)
+    candidates = []
+    for mantissas in ((1,), (1, 3), (1, 2, 5), range(1, 10)):
+        ticks = [v for v in (float(f"{m}e{e}") for e in decades for m in mantissas) if inside(v)]
+        ticks = ticks[::max(1, math.ceil(len(ticks) / most))]
+        spread = []
+        for tick in ticks:  # 1…9 crowd towards each decade's end: drop a tick too near the last
+            if not spread or math.log10(tick / spread[-1]) >= min_step:
+                spread.append(tick)
+        candidates.append(spread)
+    for enough in (3, 2):
+        for ticks in candidates:
+            if len(ticks) >= enough:
+                return ticks
+    return [float(t) for t in MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+            if inside(t)]
+
+
+def readable_log_axis(axis) -> None:
+    """Few, plain-number labels (0.02, 5, 300) on a log axis; minor ticks keep their grid
+    lines but no labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(FixedLocator(log_ticks(*axis.get_view_interval())))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_locator(LogLocator(base=10, subs="auto", numticks=12))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def gradient_figure(result: dict):
+    """The figure of error against time (and against peak memory, when measured)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -95,11 +142,21 @@ def plot_gradients(result: dict, path: Path) -> None:
         ax.set_yscale("log")
         ax.set_ylabel("relative error vs converged implicit hypergradient")
         ax.grid(True, which="both", alpha=0.3)
+        ax.autoscale_view()  # the limits the ticks are chosen for
+        readable_log_axis(ax.xaxis)
+        readable_log_axis(ax.yaxis)
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"{result['dataset']}: meta-gradient error against cost "
                  f"({result['tasks']} tasks, {result['theta']['parameters']} parameters; lines: "
                  "unrolled over K, implicit over solver iterations)", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_gradients(result: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = gradient_figure(result)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

@@ -12,6 +12,7 @@ from configs import load_config
 from engines.compare_report import format_table, hardware, write_json
 from engines.evaluation import format_metric
 from engines.meta_engine import MetaEngine
+from engines.run_folder import claim
 from envs import make_env
 
 
@@ -25,8 +26,7 @@ def train_config(args, problem: str, out: Path) -> dict:
     return load_config(problem, args.dataset or "sinusoid", sets, values)
 
 
-def train_one(args, problem: str, out: Path) -> dict:
-    cfg = train_config(args, problem, out)
+def train_one(args, problem: str, cfg: dict) -> dict:
     env = make_env(cfg["data"], cfg["data_root"], cfg["seed"])
     engine = MetaEngine(cfg, env, out_dir=Path(cfg["out"]), progress=False, max_seconds=args.seconds,
                             log=lambda line: print(f"  {problem}: {line}", flush=True))
@@ -85,9 +85,12 @@ def plot_training(runs: list[dict], path: Path, title: str) -> None:
 
 
 def compare_training(args, problems: list[str], out: Path) -> int:
+    configs = {problem: train_config(args, problem, out) for problem in problems}
+    for cfg in configs.values():  # every config is valid before any earlier run is touched
+        claim(Path(cfg["out"]), args.overwrite)
     runs = []
-    for problem in problems:
-        results = train_one(args, problem, out)
+    for problem, cfg in configs.items():
+        results = train_one(args, problem, cfg)
         results["path"] = str(out / problem / "results.json")
         runs.append(summary(results))
     dataset = args.dataset or "sinusoid"

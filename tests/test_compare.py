@@ -5,10 +5,12 @@ import json
 import pytest
 import torch
 
+import run
 from engines import compare
 from engines.compare_gradients import prepare
 from engines.compare_measure import backbone_gradient, build_at, cast_episode, default_dtype
 from engines.compare_reference import ReferenceSettings, dense_implicit_gradient, exact_solve_config, rel_err
+from engines.run_folder import RunFolderError
 
 TINY = ["--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.lam=50", "--tasks", "2", "--repeats", "1",
         "--ref-steps", "300", "--seed", "3"]
@@ -81,9 +83,59 @@ def test_png_is_written(gradients_run):
 
 
 def test_unknown_problem_is_one_clear_error(capsys):
-    import run
     assert run.main(["compare", "--problems", "nope"]) == 2
     assert "unknown problem 'nope'" in capsys.readouterr().err
+
+
+def fails(capsys, argv, *needles):
+    """The shape of every user error (tests/test_cli_errors.py): exit 2, one `error:` line."""
+    assert run.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+# A value outside each numeric flag's range, and the range the one-line error must name. The
+# rest of the command is a run of a few seconds, so a flag that is not checked shows as a
+# finished run (exit 0) rather than a long one.
+BAD_VALUES = [("--tasks", "0", ">= 1"), ("--tasks", "-1", ">= 1"), ("--repeats", "0", ">= 1"),
+              ("--inner-steps", "0", ">= 1"), ("--inner-steps", "1,-5", ">= 1"),
+              ("--cg-iters", "0", ">= 1"), ("--neumann-terms", "0", ">= 1"),
+              ("--neumann-terms", "x", ">= 1"), ("--ref-steps", "0", ">= 1"),
+              ("--ref-cg-iters", "0", ">= 1"), ("--dense-max", "-1", ">= 0"),
+              ("--iterations", "0", ">= 1"), ("--seconds", "0", "> 0"), ("--seconds", "-3", "> 0"),
+              ("--ref-tol", "-1", ">= 0"), ("--seed", "-1", ">= 0"), ("--tasks", "two", ">= 1")]
+
+
+@pytest.mark.parametrize("flag,value,valid", BAD_VALUES, ids=[f"{f}={v}" for f, v, _ in BAD_VALUES])
+def test_out_of_range_flag_is_one_line_naming_flag_and_range(capsys, tmp_path, flag, value, valid):
+    argv = ["compare", *TINY, "--problems", "maml", "--inner-steps", "1", "--ref-steps", "20",
+            "--out", str(tmp_path), flag, value]
+    fails(capsys, argv, flag, valid, repr(value))
+
+
+@pytest.fixture(scope="module")
+def omniglot_checkpoint(tmp_path_factory, shared_data_root):
+    """A CNN4 run on omniglot5w1s (two iterations of a hidden-4 model)."""
+    out = tmp_path_factory.mktemp("omniglot-run")
+    assert run.main(["--problem", "maml", "--dataset", "omniglot5w1s", "--data-root", str(shared_data_root),
+                     "--iterations", "2", "--out", str(out / "r"), "--set", "model.hidden=4",
+                     "--set", "eval.episodes=4", "--set", "eval.val_every=0",
+                     "--set", "eval.val_episodes=4"]) == 0
+    return out / "r" / "last.pt"
+
+
+@pytest.mark.parametrize("dataset,why", [("sinusoid", "input shape (1,)"),
+                                         ("omniglot20w1s", "20 outputs")])
+def test_checkpoint_that_does_not_fit_the_dataset_is_one_line(capsys, tmp_path, shared_data_root,
+                                                               omniglot_checkpoint, dataset, why):
+    fails(capsys, ["compare", "--checkpoint", str(omniglot_checkpoint), "--dataset", dataset,
+                   "--data-root", str(shared_data_root), "--problems", "maml", "--inner-steps", "1",
+                   "--repeats", "1", "--ref-steps", "20", "--out", str(tmp_path)],
+          str(omniglot_checkpoint), "trained on omniglot5w1s", f"does not fit {dataset}", why,
+          "same input shape and outputs", "omit --dataset")
 
 
 @pytest.mark.slow
@@ -97,3 +149,69 @@ def test_train_mode_writes_json_and_png(tmp_path):
     for r in record["runs"]:
         assert r["iterations"] == 4 and len(r["validation"]) == 2 and r["test"]["episodes"] == 10
     assert (tmp_path / "compare_train.png").stat().st_size > 10_000
+    # Again into the same folder: refused before anything trains (the runs would mix).
+    before = (tmp_path / "maml" / "last.pt").read_bytes()
+    with pytest.raises(RunFolderError, match="already holds a run.*--overwrite"):
+        compare.main(argv)
+    assert (tmp_path / "maml" / "last.pt").read_bytes() == before
+
+
+def figure_result(ms, megabytes, errors, spread, points=8) -> dict:
+    """A result for compare_report to draw: `points` methods (MAML, FOMAML and two iMAML
+    lines) spread geometrically over the given (low, high) ranges of time, memory and error."""
+    def spread_over(bounds):
+        return [float(v) for v in torch.logspace(*torch.tensor(bounds).log10(), points)]
+    methods = []
+    shapes = [("maml", None), ("fomaml", None), ("imaml", "cg"), ("imaml", "cg")]
+    for i, (t, m, e) in enumerate(zip(spread_over(ms), spread_over(megabytes) if megabytes else
+                                      [None] * points, spread_over(errors))):
+        problem, solver = shapes[i * len(shapes) // points]
+        methods.append({"problem": problem, "solver": solver, "inner_steps": 1 + i % 2,
+                        "seconds": t / 1e3, "peak_bytes": None if m is None else int(m * 2**20),
+                        "rel_err": e})
+    return {"dataset": "sinusoid", "tasks": 4, "device": "cpu", "theta": {"parameters": 97},
+            "reference": {"spread": spread}, "methods": methods}
+
+
+# Ranges from real runs: the tiny sinusoid model of these tests (ms, MB, rel err), a CNN4 on
+# omniglot5w1s (memory and error within one decade), the README's sweep; then extremes.
+FIGURES = {"sinusoid-tiny": figure_result((1.3, 19), (0.0078, 0.04), (0.011, 0.76), 0.0),
+           "omniglot-cnn": figure_result((37, 166), (14.3, 25.1), (0.998, 1.05), 1.25),
+           "readme-sweep": figure_result((4.3, 255), (0.055, 0.94), (0.29, 110), 1.5),
+           "float64-wide": figure_result((0.5, 5000), (0.001, 1000), (1e-12, 1), 1e-9),
+           "one-decade": figure_result((11, 95), (0.12, 0.9), (0.2, 0.9), 0.5),
+           "no-memory": figure_result((2, 30), None, (0.05, 3), 0.3)}
+
+
+def tick_labels(axis):
+    """The tick labels an axis draws (major and minor, inside its view), after a draw."""
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = [*axis.get_major_ticks(), *axis.get_minor_ticks()]
+    return [t.label1 for t in ticks if lo * (1 - 1e-9) <= t.get_loc() <= hi * (1 + 1e-9)
+            and t.label1.get_visible() and t.label1.get_text()]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figure_tick_labels_do_not_overlap(name):
+    """compare.png: every axis has at least two labelled ticks and no two of them touch."""
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import Bbox
+
+    from engines.compare_report import gradient_figure
+    fig = gradient_figure(FIGURES[name])
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        assert len(fig.axes) == (1 if name == "no-memory" else 2)
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                labels = tick_labels(axis)
+                texts = [label.get_text() for label in labels]
+                assert len(labels) >= 2, (axis.axis_name, texts)
+                boxes = [label.get_window_extent(renderer) for label in labels]
+                for i, a in enumerate(boxes):  # 2 px of air between any two labels
+                    padded = Bbox.from_extents(a.x0 - 1, a.y0 - 1, a.x1 + 1, a.y1 + 1)
+                    for j in range(i + 1, len(boxes)):
+                        assert not padded.overlaps(boxes[j]), (axis.axis_name, texts[i], texts[j])
+    finally:
+        plt.close(fig)
