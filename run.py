@@ -129,6 +129,8 @@ def resumed_config(args, folder: Path, state: dict) -> tuple[dict, dict]:
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     cfg = override_config(saved, values, args.set, args.config)
+    if cfg["data"]["name"] != "sinusoid":  # compare data roots as absolute paths
+        cfg["data_root"] = str(resolve_data_root(cfg["data_root"]))
     before, after = flat_items(saved), flat_items(cfg)
     changed = {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
     for key, (old, new) in changed.items():
@@ -145,6 +147,7 @@ def resumed_config(args, folder: Path, state: dict) -> tuple[dict, dict]:
         raise ConfigError(f"--iterations cannot change when resuming a run with outer.schedule="
                           f"{cfg['outer']['schedule']} (its learning-rate schedule was laid out for "
                           f"{saved['iterations']} iterations); start a new run with another --out")
+    cfg["out"] = str(folder)  # where the run is now (a moved folder is the same run)
     return cfg, changed
 
 
