@@ -119,7 +119,7 @@ def test_evaluate_reproduces_the_runs_own_test_protocol(tmp_path, capsys, monkey
     monkeypatch.chdir(tmp_path)
     assert run.main(["evaluate", "--checkpoint", str(out / "last.pt")]) == 0
     shown = capsys.readouterr().out
-    assert "3 queries per class" in shown and "split seed 5" in shown and str(shared_data_root) in shown
+    assert "3 queries per class" in shown and "split seed 5" in shown and str(shared_data_root.resolve()) in shown
     assert "12 episodes x 2 steps" in shown
     assert format_metric(test["mean"], test["ci95"], "accuracy") in shown, (shown, test)
 
