@@ -1,5 +1,5 @@
-"""How φ moves in the inner loop (InnerLoopOptimizer and variants), and the linear solvers
-behind implicit hypergradients. Depends on torch only."""
+"""How φ moves in the inner loop (InnerLoopOptimizer and variants). Depends on torch only.
+The linear solvers behind implicit hypergradients are in `hypergradient/`."""
 from optimizers.anil import ANIL
 from optimizers.base import InnerLoopOptimizer
 from optimizers.learner import Learner

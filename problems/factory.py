@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from betty.configs import Config
 
+import hypergradient
 from models import build_backbone
 from optimizers import Learner, resolve_optimizer
 from problems.implicit import ImplicitInner
@@ -46,6 +47,9 @@ def build_outer_optimizer(cfg: dict, meta_model: MetaModel):
 
 def build_problems(cfg: dict, input_shape: tuple, task_kind: str, out_features: int):
     """Returns (problems, dependencies) ready for a Betty Engine."""
+    # Betty routes the implicit lower level's hypergradient (Config(type="imaml")) through its
+    # jvp_fn_mapping; add the project's entry there before any Betty problem exists.
+    hypergradient.register()
     model_cfg, inner = cfg["model"], cfg["inner"]
     cls = resolve_optimizer(inner["optimizer"])
     options = cls.backbone_options(cfg) if hasattr(cls, "backbone_options") else {}

@@ -1,6 +1,8 @@
 """iMAML: the lower level minimises  L_support(φ) + λ/2‖φ−θ‖²  per task; the hypergradient is
-(I + H/λ)⁻¹ ∇φ L_query (Rajeswaran et al. 2019), obtained through Betty's best-response path
-with this project's own linear solvers registered in Betty's hypergradient registry.
+(I + H/λ)⁻¹ ∇φ L_query (Rajeswaran et al. 2019), obtained through Betty's best-response path:
+this problem's `Config(type="imaml")` routes it to `hypergradient.implicit_best_response`
+(registered by `hypergradient.register()`, which `build_problems` calls), and that calls back
+`ImplicitInner.solve`, which runs the project's own CG or Neumann series (`hypergradient/`).
 
 The adapted φ of all tasks live in this problem's module as leaves stacked on a task dimension,
 so Betty can differentiate the query loss with respect to them and the solvers can treat the
@@ -13,13 +15,12 @@ from __future__ import annotations
 import sys
 
 import torch
-from betty.hypergradient import jvp_fn_mapping
 from torch import nn
 from tqdm import tqdm
 
+from hypergradient import conjugate_gradient, neumann_series, safe_neumann_alpha
 from optimizers import Learner
 from problems import vectorized
-from optimizers.hypergradients import conjugate_gradient, neumann_series, safe_neumann_alpha
 from problems.adaptation import TaskAdaptation
 
 SOLVERS = ("cg", "neumann")
@@ -129,26 +130,3 @@ def warn(message: str) -> None:
     tqdm.write(f"warning: {message}", file=sys.stderr)
     sys.stderr.flush()
 
-
-def implicit_best_response(vector, curr: ImplicitInner, prev, sync: bool):
-    """Betty jvp hook: −(∂²L_in/∂θ∂φ)ᵀ (∂²L_in/∂φ²)⁻¹ v, which for the proximal objective
-    equals (I + H/λ)⁻¹ v summed over tasks."""
-    inner_loss = curr.training_step_exec(curr.cur_batch)
-    phi = curr.trainable_parameters()
-    grads = torch.autograd.grad(inner_loss, phi, create_graph=True)
-
-    def hvp(u):
-        hu = torch.autograd.grad(grads, phi, grad_outputs=u, retain_graph=True)
-        return [h + curr.damping * ui for h, ui in zip(hu, u)] if curr.damping else list(hu)
-
-    x = curr.solve(hvp, [v.detach() for v in vector])
-    theta = prev.trainable_parameters()
-    if sync:
-        torch.autograd.backward(grads, inputs=theta, grad_tensors=[-xi for xi in x])
-        return None
-    implicit = torch.autograd.grad(grads, theta, grad_outputs=x, allow_unused=True)
-    return [None if g is None else -g for g in implicit]
-
-
-# Registered under the project's own name: Betty 0.2.1's "cg" is wrong (upstream issue #15).
-jvp_fn_mapping["imaml"] = implicit_best_response

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from betty.configs import Config
 from torch import nn
 
+import hypergradient
 from envs import Episode
 from optimizers import SGD
 from problems import ImplicitInner, MetaModel, Outer
@@ -178,9 +179,48 @@ def test_implicit_hypergradient_equals_ridge_regression_closed_form(float64):
                           steps=5000, lam=lam, solver="cg", solver_iters=dim, solver_tol=0.0)
     from betty.configs import EngineConfig
     from betty.engine import Engine
+    hypergradient.register()  # built without build_problems, which would register it
     Engine(problems=[outer, inner], config=EngineConfig(train_iters=1, strategy="cpu"),
            dependencies={"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}, env=FixedEnv())
     episode = Episode(X[None], y[None], Xq[None], yq[None])
     ours = compute_meta_gradient(outer, inner, episode)[0]
     assert torch.allclose(inner.module.task(0)["weight"], w_star.detach(), atol=1e-10)
     assert rel_err(ours, analytic) < 1e-9
+
+
+def test_imaml_entry_is_registered_by_build_problems_not_by_imports():
+    """Importing the project leaves Betty's jvp_fn_mapping alone; build_problems adds the `imaml`
+    entry (idempotently), and Betty's path then goes through it. A fresh interpreter: the other
+    tests have registered it already."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = """
+import betty.hypergradient as bh
+import hypergradient, problems, engines, run
+assert "imaml" not in bh.jvp_fn_mapping, "registered as an import side effect"
+from support import tiny_cfg
+from problems import build_problems
+build_problems(tiny_cfg("imaml"), (1, 16, 16), "classification", 3)
+assert bh.jvp_fn_mapping["imaml"] is hypergradient.implicit_best_response
+before = dict(bh.jvp_fn_mapping)
+hypergradient.register()
+assert bh.jvp_fn_mapping == before
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])}
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_betty_routes_the_implicit_hypergradient_through_the_registered_entry(float64, monkeypatch):
+    import betty.hypergradient as bh
+    outer, inner = build_system(tiny_cfg("imaml"))
+    calls = []
+    real = bh.jvp_fn_mapping["imaml"]
+    monkeypatch.setitem(bh.jvp_fn_mapping, "imaml",
+                        lambda *args: calls.append(args[1]) or real(*args))
+    compute_meta_gradient(outer, inner, random_episode())
+    assert calls and all(curr is inner for curr in calls)

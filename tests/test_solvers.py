@@ -3,8 +3,7 @@ problems (float64)."""
 import pytest
 import torch
 
-from optimizers.hypergradients import (conjugate_gradient, neumann_series, power_iteration,
-                                       safe_neumann_alpha)
+from hypergradient import conjugate_gradient, neumann_series, power_iteration, safe_neumann_alpha
 
 
 def spd(dim, cond, seed, batch=None):
@@ -67,6 +66,19 @@ def test_power_iteration_finds_largest_eigenvalue():
     estimate = power_iteration(matvec_of(A), like, iters=200,
                                generator=torch.Generator().manual_seed(0))
     assert abs(float(estimate) - 40.0) / 40.0 < 1e-3
+
+
+def test_power_iteration_does_not_depend_on_the_global_random_generator():
+    """The Neumann step size is a function of A alone (the same θ and batch give the same step):
+    drawing from torch's global generator in between changes nothing, per system as well."""
+    A = spd(30, 40.0, 8, batch=2)
+    like = [torch.zeros(2, 10, dtype=torch.float64), torch.zeros(2, 20, dtype=torch.float64)]
+    first = power_iteration(matvec_of(A), like, iters=3, batch_dims=1)  # far from converged
+    torch.rand(100)
+    second = power_iteration(matvec_of(A), like, iters=3, batch_dims=1)
+    torch.manual_seed(123)
+    alpha = safe_neumann_alpha(matvec_of(A), like, iters=3, batch_dims=1)
+    assert torch.equal(first, second) and torch.equal(alpha, 1.0 / second)
 
 
 def test_neumann_converges_with_power_iteration_step_size():

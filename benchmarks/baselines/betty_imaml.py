@@ -17,7 +17,7 @@ from betty.engine import Engine
 from betty.hypergradient import jvp_fn_mapping
 from betty.problems import ImplicitProblem
 
-from optimizers.hypergradients import conjugate_gradient
+from hypergradient import conjugate_gradient
 
 
 def baseline_cg(vector, curr, prev, sync):

@@ -1,0 +1,29 @@
+"""Neumann series for x ≈ A⁻¹ b, with a step size that keeps it convergent. Betty 0.2.1's own
+`neumann` takes a fixed step and diverges when αλ_max(A) > 2 (docs/DESIGN.md)."""
+from __future__ import annotations
+
+import torch
+
+from hypergradient.power import power_iteration
+from hypergradient.utils import MatVec, Vector, scale
+
+
+def neumann_series(matvec: MatVec, b: Vector, terms: int, alpha: torch.Tensor | float,
+                   batch_dims: int = 0) -> Vector:
+    """x = α Σ_{j<terms} (I − αA)^j b, which tends to A⁻¹ b when 0 < αλ(A) < 2 for every
+    eigenvalue λ. Pick α = 1/λ_max (see `safe_neumann_alpha`) to make that hold."""
+    alpha = torch.as_tensor(alpha, dtype=b[0].dtype, device=b[0].device)
+    term = [t.clone() for t in b]
+    total = [t.clone() for t in b]
+    for _ in range(terms - 1):
+        A_term = matvec(term)
+        term = [t - scale(alpha, a) if alpha.dim() else t - alpha * a for t, a in zip(term, A_term)]
+        total = [s + t for s, t in zip(total, term)]
+    return [scale(alpha, s) if alpha.dim() else alpha * s for s in total]
+
+
+def safe_neumann_alpha(matvec: MatVec, like: Vector, iters: int = 20, batch_dims: int = 0,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """α = 1/λ̂_max from power iteration: the series then contracts by (1 − λ_min/λ_max).
+    Deterministic in A: power iteration starts from its own seeded generator."""
+    return 1.0 / power_iteration(matvec, like, iters, batch_dims, generator).clamp_min(1e-12)

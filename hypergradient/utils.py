@@ -1,0 +1,31 @@
+"""Vectors as lists of tensors, for the solvers of this package.
+
+With `batch_dims=1` the first dimension of every tensor indexes independent systems (one per
+task of a meta-batch: the Hessian is block diagonal), and every scalar of the algorithms (step
+sizes, residual norms, eigenvalues) is kept per system.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+Vector = list[torch.Tensor]
+MatVec = Callable[[Vector], Vector]
+
+
+def dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], batch_dims: int = 0) -> torch.Tensor:
+    """Inner product per system: a scalar, or a [T] tensor when batch_dims=1."""
+    total = 0
+    for x, y in zip(a, b):
+        total = total + (x * y).reshape(*x.shape[:batch_dims], -1).sum(-1)
+    return total
+
+
+def per_system(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """A per-system scalar (or flag) shaped to broadcast over a stacked tensor."""
+    return s.reshape(s.shape + (1,) * (v.dim() - s.dim()))
+
+
+def scale(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return per_system(s, v) * v
