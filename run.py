@@ -272,7 +272,7 @@ def evaluate_checkpoint(argv) -> int:
 
 
 def compare(argv) -> int:
-    from engines import compare as comparison
+    from compare import command as comparison
     return comparison.main(argv)
 
 

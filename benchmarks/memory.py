@@ -4,7 +4,7 @@ path (problems.meta_gradient), on the standard Omniglot setting.
 
 Method. Each (method, steps) runs in a fresh subprocess. CPU: the peak of the running sum of
 torch's allocation/free events recorded by torch.profiler(profile_memory=True) during one
-meta-gradient (engines.compare_measure.peak_cpu_bytes, the same measure `run.py compare`
+meta-gradient (compare.memory.peak_cpu_bytes, the same measure `run.py compare`
 reports); tracemalloc does not see torch's allocations, and ru_maxrss was tried and is useless
 here: the process's resident peak is set earlier, while the Omniglot pool loads. CUDA:
 torch.cuda.max_memory_allocated() during the call minus memory_allocated() at its start.
@@ -20,20 +20,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import JsonLines, configure, episodes, parse_or_work, rel_err, run_worker  # noqa: E402
-
-METHOD_NOTE = {"cpu": "torch.profiler memory events: peak of allocated-minus-freed, fresh process",
-               "cuda": "torch.cuda.max_memory_allocated minus allocated before, fresh process"}
+from compare.memory import MEMORY_METHODS, peak_bytes  # noqa: E402
 
 
 def worker(spec: dict) -> dict:
     from benchmarks.methods import memory_methods
-    from engines.compare_measure import peak_cpu_bytes, peak_cuda_bytes
     info = configure(spec["threads"])
     episode = episodes(spec["setting"], 1, info["device"])[0]
     method = memory_methods()[spec["method"]](spec["setting"], info["device"],
                                                **{"inner.steps": spec["steps"]})
-    peak_bytes = peak_cuda_bytes if info["device"] == "cuda" else peak_cpu_bytes
-    peak = peak_bytes(lambda: method.meta_gradient(episode)) / 2 ** 20
+    peak = peak_bytes(lambda: method.meta_gradient(episode), info["device"] == "cuda") / 2 ** 20
     return {"peak_mb": round(peak, 2), **info}
 
 
@@ -62,7 +58,8 @@ def main() -> None:
                                            "threads": args.threads})
             peaks[method, k] = result["peak_mb"]
             emit({"benchmark": "memory", "setting": args.setting, "method": method, "inner_steps": k,
-                  "peak_mb": result["peak_mb"], "measure": METHOD_NOTE[result["device"]], **info})
+                  "peak_mb": result["peak_mb"],
+                  "measure": f"{MEMORY_METHODS[result['device']]}; fresh process", **info})
     summary = {"benchmark": "memory", "summary": True, **info}
     if ("imaml", 5) in peaks and ("imaml", 20) in peaks:
         summary["imaml_peak_20_over_5"] = round(peaks["imaml", 20] / peaks["imaml", 5], 3)

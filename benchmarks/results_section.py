@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from configs import available_problems  # noqa: E402
-from engines.compare_report import format_table  # noqa: E402
+from compare.tables import format_table, megabytes  # noqa: E402
 from engines.evaluation import format_metric  # noqa: E402
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -76,7 +76,7 @@ def compare_table(result: dict) -> str:
     largest = max(r["inner_steps"] for r in result["methods"])
     rows = [[r["label"], f"{r['cosine']:.3f}", f"{r['rel_err']:.2e}",
              "-" if r["own_err"] is None else f"{r['own_err']:.1e}", f"{1e3 * r['seconds']:.1f}",
-             "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.2f}"]
+             megabytes(r["peak_bytes"])]
             for r in result["methods"] if r["solver"] is None or r["inner_steps"] == largest]
     return format_table(["method", "cosine", "rel err", "own err", "ms", "peak MB"], rows)
 

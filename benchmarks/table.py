@@ -9,6 +9,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from compare.tables import markdown_table  # noqa: E402
+
 
 def read(folder: Path) -> list[dict]:
     rows = []
@@ -26,15 +29,16 @@ def speed_tables(rows: list[dict]) -> list[str]:
         out += [f"Throughput (tasks/s, median over the timed meta-iterations; {r0['device']}, "
                 f"torch {r0['torch']}, {r0['threads']} threads, meta-batch {r0['meta_batch']}, "
                 f"{r0['inner_steps']} inner steps):", "",
-                "| setting | method | tasks/s | s/iteration | iterations timed |", "|---|---|---:|---:|---:|"]
-        out += [f"| {r['setting']} | {r['method']} | {r['tasks_per_s']:.2f} | {r['median_s_per_iter']:.3f} "
-                f"| {r['iters']} |" for r in runs]
+                markdown_table(["setting", "method", "tasks/s", "s/iteration", "iterations timed"],
+                               [[r["setting"], r["method"], f"{r['tasks_per_s']:.2f}",
+                                 f"{r['median_s_per_iter']:.3f}", str(r["iters"])] for r in runs], left=2)]
     for summary in (r for r in rows if r.get("benchmark") == "speed" and r.get("summary")):
-        out += ["", "| ratio (tasks/s, same run) | value |", "|---|---:|"]
-        out += [f"| {k} | {v:.2f} |" for k, v in summary["ratios_tasks_per_s"].items()]
+        out += ["", markdown_table(["ratio (tasks/s, same run)", "value"],
+                                   [[k, f"{v:.2f}"] for k, v in summary["ratios_tasks_per_s"].items()])]
     if checks:
-        out += ["", "| setting | ours | reference | meta-gradient rel. error |", "|---|---|---|---:|"]
-        out += [f"| {c['setting']} | {c['ours']} | {c['reference']} | {c['rel_err']:.1e} |" for c in checks]
+        out += ["", markdown_table(["setting", "ours", "reference", "meta-gradient rel. error"],
+                                   [[c["setting"], c["ours"], c["reference"], f"{c['rel_err']:.1e}"]
+                                    for c in checks], left=3)]
     return out
 
 
@@ -46,10 +50,8 @@ def memory_tables(rows: list[dict]) -> list[str]:
     methods = list(dict.fromkeys(r["method"] for r in runs))
     peak = {(r["method"], r["inner_steps"]): r["peak_mb"] for r in runs}
     out = ["", f"Peak memory of one meta-gradient, MB ({runs[0]['setting']}; {runs[0]['measure']}):", "",
-           "| method | " + " | ".join(f"K={k}" for k in steps) + " |",
-           "|---|" + "---:|" * len(steps)]
-    out += [f"| {m} | " + " | ".join(f"{peak.get((m, k), float('nan')):.0f}" for k in steps) + " |"
-            for m in methods]
+           markdown_table(["method", *(f"K={k}" for k in steps)],
+                          [[m, *(f"{peak.get((m, k), float('nan')):.0f}" for k in steps)] for m in methods])]
     for r in rows:
         if r.get("benchmark") == "memory" and r.get("check"):
             out += ["", f"Checkpointed MAML's meta-gradient vs plain MAML at K={r['inner_steps']}: "

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import run
-from engines import compare
-from engines.compare_gradients import prepare
-from engines.compare_measure import backbone_gradient, build_at, cast_episode, default_dtype
-from engines.compare_reference import ReferenceSettings, dense_implicit_gradient, exact_solve_config, rel_err
+from compare import command
+from compare.gradients import prepare
+from compare.measure import backbone_gradient, build_at, cast_episode, default_dtype
+from compare.reference import ReferenceSettings, dense_implicit_gradient, exact_solve_config, rel_err
 from engines.run_folder import RunFolderError
 
 TINY = ["--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.lam=50", "--tasks", "2", "--repeats", "1",
@@ -22,7 +22,7 @@ def gradients_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     argv = TINY + ["--problems", "maml,fomaml,imaml", "--inner-steps", "1,5",
                    "--cg-iters", ",".join(map(str, CG_ITERS)), "--dtype", "float64", "--out", str(out)]
-    assert compare.main(argv) == 0
+    assert command.main(argv) == 0
     return out, json.loads((out / "compare.json").read_text())
 
 
@@ -32,7 +32,7 @@ def rows(result, problem, steps):
 
 def test_cg_through_betty_matches_a_dense_solve():
     """iMAML's CG hypergradient (the training path) equals (I + H/λ)⁻¹∇L from explicit Hessians."""
-    args = compare.parser().parse_args(TINY)
+    args = command.parser().parse_args(TINY)
     setup = prepare(args, ["imaml"])
     cfg = exact_solve_config(setup.configs["imaml"], ReferenceSettings(cg_iters=200, cg_tol=1e-14),
                              steps=5, grad_tol=0.0)
@@ -143,7 +143,7 @@ def test_train_mode_writes_json_and_png(tmp_path):
     argv = ["--train", "--dataset", "sinusoid", "--problems", "maml,fomaml", "--iterations", "4",
             "--set", "model.hidden=8", "--set", "eval.episodes=10", "--set", "eval.val_episodes=5",
             "--set", "eval.val_every=2", "--out", str(tmp_path)]
-    assert compare.main(argv) == 0
+    assert command.main(argv) == 0
     record = json.loads((tmp_path / "compare_train.json").read_text())
     assert [r["problem"] for r in record["runs"]] == ["maml", "fomaml"]
     for r in record["runs"]:
@@ -152,12 +152,12 @@ def test_train_mode_writes_json_and_png(tmp_path):
     # Again into the same folder: refused before anything trains (the runs would mix).
     before = (tmp_path / "maml" / "last.pt").read_bytes()
     with pytest.raises(RunFolderError, match="already holds a run.*--overwrite"):
-        compare.main(argv)
+        command.main(argv)
     assert (tmp_path / "maml" / "last.pt").read_bytes() == before
 
 
 def figure_result(ms, megabytes, errors, spread, points=8) -> dict:
-    """A result for compare_report to draw: `points` methods (MAML, FOMAML and two iMAML
+    """A result for compare.report to draw: `points` methods (MAML, FOMAML and two iMAML
     lines) spread geometrically over the given (low, high) ranges of time, memory and error."""
     def spread_over(bounds):
         return [float(v) for v in torch.logspace(*torch.tensor(bounds).log10(), points)]
@@ -197,7 +197,7 @@ def test_figure_tick_labels_do_not_overlap(name):
     import matplotlib.pyplot as plt
     from matplotlib.transforms import Bbox
 
-    from engines.compare_report import gradient_figure
+    from compare.report import gradient_figure
     fig = gradient_figure(FIGURES[name])
     try:
         fig.canvas.draw()

@@ -1,6 +1,6 @@
 """`run.py compare`: every method's meta-gradient at one θ on one meta-batch, scored against
-the converged implicit hypergradient (engines.compare_reference), timed and memory-profiled
-(engines.compare_measure). Returns the plain dict that compare_report writes and draws."""
+the converged implicit hypergradient (compare.reference), timed and memory-profiled
+(compare.measure). Returns the plain dict that compare.report writes and draws."""
 from __future__ import annotations
 
 import copy
@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 import torch
 
+from compare.measure import DTYPES, TaskShape, build_at, cast_episode, default_dtype, measure
+from compare.memory import MEMORY_METHODS
+from compare.methods import Method, expand
+from compare.reference import ReferenceSettings, cosine, implicit_reference, own_target, rel_err
 from configs import load_config
 from engines.checkpoint import CheckpointError, load_checkpoint
-from engines.compare_measure import (DTYPES, MEMORY_METHODS, TaskShape, build_at, cast_episode,
-                                     default_dtype, measure)
-from engines.compare_methods import Method, expand
-from engines.compare_reference import (ReferenceSettings, cosine, implicit_reference, own_target,
-                                      rel_err)
 from envs import make_env
 from problems.factory import ProblemConfigError
 

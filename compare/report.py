@@ -1,5 +1,6 @@
-"""What `compare` shows: a plain-text table, the JSON record and a figure of error against
-time and against peak memory. Only formatting lives here; every number comes from the run."""
+"""What `compare` shows: a plain-text table (laid out by compare.tables), the JSON record and a
+figure of error against time and against peak memory. Only formatting lives here; every number
+comes from the run."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,8 @@ import platform
 from pathlib import Path
 
 import torch
+
+from compare.tables import format_table, megabytes
 
 
 def hardware() -> dict:
@@ -18,17 +21,6 @@ def hardware() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def megabytes(value) -> str:
-    return "-" if value is None else f"{value / 2**20:.2f}"
 
 
 def gradient_table(result: dict) -> str:

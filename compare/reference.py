@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engines.compare_measure import TaskShape, backbone_gradient, build_at, cast_episode, default_dtype
+from compare.measure import TaskShape, backbone_gradient, build_at, cast_episode, default_dtype
 from optimizers import Learner
 
 

@@ -1,12 +1,10 @@
 """One method's meta-gradient at a fixed θ on a fixed meta-batch, with its wall time and peak
-memory. Every method is built from its own config exactly as training builds it and computed
-by `problems.meta_gradient.compute_meta_gradient` (the Betty path training uses), so the
-comparison measures the code that trains, not a re-implementation."""
+memory (compare.memory). Every method is built from its own config exactly as training builds
+it and computed by `problems.meta_gradient.compute_meta_gradient` (the Betty path training
+uses), so the comparison measures the code that trains, not a re-implementation."""
 from __future__ import annotations
 
 import contextlib
-import gc
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from betty.configs import EngineConfig
 from betty.engine import Engine
 from betty.envs import Env
 
+from compare.memory import peak_bytes
 from engines.meta_engine import engine_strategy
 from problems import build_problems
 from problems.meta_gradient import compute_meta_gradient
@@ -73,59 +72,6 @@ def backbone_gradient(outer, inner, episode) -> torch.Tensor:
     return torch.cat([g.reshape(-1) for g in grads]).detach().to("cpu", torch.float64)
 
 
-@contextlib.contextmanager
-def quiet_stderr():
-    """The profiler's C++ side (kineto) prints start/stop lines to fd 2; hide them."""
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def peak_cpu_bytes(fn) -> int:
-    """Peak bytes held by torch's CPU allocator during fn(), above the level at its start:
-    the running sum of the allocation (+) and free (−) events that torch.profiler records
-    with profile_memory=True. Python objects outside tensors are not counted."""
-    from torch.profiler import ProfilerActivity, profile
-    # Python's cycle collector would otherwise free earlier calls' tensors inside the window
-    # (their frees count as negative and can hide the whole peak); collect first, then hold it.
-    gc.collect()
-    gc.disable()
-    try:
-        with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            fn()
-    finally:
-        gc.enable()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
-              and str(e.device_type()).endswith("CPU")]
-    running = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        running += event.nbytes()
-        peak = max(peak, running)
-    return peak
-
-
-def peak_cuda_bytes(fn) -> int:
-    """torch.cuda.max_memory_allocated during fn(), above the level at its start."""
-    torch.cuda.synchronize()
-    start = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return int(torch.cuda.max_memory_allocated() - start)
-
-
-MEMORY_METHODS = {
-    "cpu": "torch.profiler(profile_memory=True): peak of the running sum of CPU allocator "
-           "allocations minus frees during one call, above the level at its start",
-    "cuda": "torch.cuda.max_memory_allocated() during one call minus memory_allocated() at its start",
-}
-
-
 @dataclass
 class Measurement:
     gradient: torch.Tensor     # flattened backbone meta-gradient, float64, CPU
@@ -151,6 +97,5 @@ def measure(outer, inner, episode, repeats: int, memory: bool = True) -> Measure
         seconds.append(time.perf_counter() - start)
     peak = None
     if memory:
-        call = lambda: compute_meta_gradient(outer, inner, episode)  # noqa: E731
-        peak = peak_cuda_bytes(call) if cuda else peak_cpu_bytes(call)
+        peak = peak_bytes(lambda: compute_meta_gradient(outer, inner, episode), cuda)
     return Measurement(gradient, seconds, peak)

@@ -5,8 +5,8 @@
     run.py compare --train --problems maml,imaml --iterations 200 [--seconds 60]
 
 The first form scores each method's meta-gradient at one θ on one meta-batch against the
-converged implicit hypergradient (engines.compare_gradients); the second trains the named
-problems under the same budget and seed and compares their curves (engines.compare_train).
+converged implicit hypergradient (compare.gradients); the second trains the named
+problems under the same budget and seed and compares their curves (compare.training).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from betty.logging.logger_base import get_logger
 
 from configs.cli import Parser, at_least, positive_seconds, tolerance
-from engines.compare_methods import default_problems, parse_ints, parse_problems
+from compare.methods import default_problems, parse_ints, parse_problems
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,10 +63,10 @@ def main(argv=None) -> int:
     dataset = args.dataset or "sinusoid"
     out = Path(args.out or f"runs/compare-{'train-' if args.train else ''}{dataset}-s{args.seed}")
     if args.train:
-        from engines.compare_train import compare_training
+        from compare.training import compare_training
         return compare_training(args, problems, out)
-    from engines.compare_gradients import compare_gradients
-    from engines.compare_report import gradient_table, hardware, plot_gradients, write_json
+    from compare.gradients import compare_gradients
+    from compare.report import gradient_table, hardware, plot_gradients, write_json
     result = {**compare_gradients(args, problems), "hardware": hardware(),
               "command": "run.py compare " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(gradient_table(result))

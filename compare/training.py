@@ -8,8 +8,9 @@ import json
 import time
 from pathlib import Path
 
+from compare.report import hardware, write_json
+from compare.tables import format_table
 from configs import load_config
-from engines.compare_report import format_table, hardware, write_json
 from engines.evaluation import format_metric
 from engines.meta_engine import MetaEngine
 from engines.run_folder import claim
