@@ -20,15 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from betty.configs import EngineConfig  # noqa: E402
-from betty.engine import Engine  # noqa: E402
-from betty.envs import Env  # noqa: E402
 from betty.logging.logger_base import get_logger  # noqa: E402
 
 from configs import load_config  # noqa: E402
 from envs import Episode, make_env  # noqa: E402
-from problems import build_problems  # noqa: E402
 from problems.meta_gradient import compute_meta_gradient  # noqa: E402
+from problems.system import TaskShape, build_system  # noqa: E402
 
 #: name -> (dataset preset, input shape, source of the episodes)
 SETTINGS = {
@@ -76,25 +73,15 @@ def episodes(setting: str, count: int, device: str, seed: int = 0) -> list[Episo
     return [e.to(device) for e in out]
 
 
-class PoolEnv(Env):
-    """Hands Betty whichever meta-batch the benchmark set last."""
-
-    def step(self):
-        return self.batch
-
-
 class Ours:
-    """This project's training path: build_problems + a Betty Engine, one train_step per
+    """This project's training path: problems.build_system, one Betty train_step per
     meta-iteration (inner adaptation, outer loss, hypergradient, Adam update)."""
 
     def __init__(self, cfg: dict, setting: str, device: str, seed: int = 0, **attributes):
-        torch.manual_seed(seed)
-        problems, deps = build_problems(cfg, SETTINGS[setting][1], "classification", cfg["data"]["ways"])
-        self.env = PoolEnv()
-        self.engine = Engine(problems=problems, config=EngineConfig(
-            train_iters=10 ** 9, strategy="gpu" if device == "cuda" else "cpu"),
-            dependencies=deps, env=self.env)
-        self.outer, self.inner = problems
+        shape = TaskShape(SETTINGS[setting][1], "classification", cfg["data"]["ways"])
+        system = build_system(cfg, shape, seed=seed, strategy="gpu" if device == "cuda" else "cpu",
+                              train_iters=10 ** 9)
+        self.env, self.engine, self.outer, self.inner = system.env, system.engine, system.outer, system.inner
         for key, value in attributes.items():  # e.g. vectorize="always", checkpoint_steps=True
             setattr(self.inner, key, value)
         self.backbone = self.inner.backbone
@@ -106,14 +93,6 @@ class Ours:
 
     def meta_gradient(self, episode: Episode) -> list[torch.Tensor]:
         return compute_meta_gradient(self.outer, self.inner, episode)[:len(list(self.backbone.parameters()))]
-
-
-def rel_err(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """‖a−b‖/‖b‖ over all parameters together. (Per tensor it would be meaningless here: the
-    conv biases feed batch norm, so their true gradient is 0 and only rounding is left.)"""
-    flat = lambda ts: torch.cat([t.detach().reshape(-1).double().cpu() for t in ts])  # noqa: E731
-    a, b = flat(a), flat(b)
-    return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
 def sync(device: str) -> None:

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.harness import JsonLines, configure, episodes, parse_or_work, rel_err, run_worker  # noqa: E402
+from benchmarks.harness import JsonLines, configure, episodes, parse_or_work, run_worker  # noqa: E402
+from compare.reference import rel_err  # noqa: E402
 from compare.memory import MEMORY_METHODS, peak_bytes  # noqa: E402
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import (SETTINGS, JsonLines, config, configure, episodes,  # noqa: E402
-                                parse_or_work, rel_err, run_worker, sync)
+                                parse_or_work, run_worker, sync)
+from compare.reference import rel_err  # noqa: E402
 
 POOL = 4  # distinct meta-batches cycled through
 #: Timed only when asked for (--methods): on CPU the loop variants are what `auto` runs for

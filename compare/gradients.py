@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from compare.measure import DTYPES, TaskShape, build_at, cast_episode, default_dtype, measure
+from compare.measure import DTYPES, build_at, cast_episode, default_dtype, measure
 from compare.memory import MEMORY_METHODS
 from compare.methods import Method, expand
 from compare.reference import ReferenceSettings, cosine, implicit_reference, own_target, rel_err
@@ -17,6 +17,7 @@ from configs import load_config
 from engines.checkpoint import CheckpointError, load_checkpoint
 from envs import make_env
 from problems.factory import ProblemConfigError
+from problems.system import TaskShape
 
 
 @dataclass
@@ -60,7 +61,7 @@ def prepare(args, problems: list[str]) -> Setup:
     configs = load_configs(names, dataset, args.set, values, saved and saved["model"])
     first = configs[names[0]]
     env = make_env(first["data"], first["data_root"], args.seed)
-    shape = TaskShape(env.input_shape, env.task_kind, env.output_dim)
+    shape = TaskShape.of(env)
     if theta is None:
         _, inner = build_at(first, None, shape)
         theta = {k: v.detach().cpu().clone() for k, v in inner.backbone.state_dict().items()}

@@ -10,31 +10,13 @@ import time
 from dataclasses import dataclass
 
 import torch
-from betty.configs import EngineConfig
-from betty.engine import Engine
-from betty.envs import Env
 
 from compare.memory import peak_bytes
 from engines.meta_engine import engine_strategy
-from problems import build_problems
 from problems.meta_gradient import compute_meta_gradient
+from problems.system import TaskShape, build_system
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-class StaticEnv(Env):
-    """Betty wants an Env; the meta-batch is handed to compute_meta_gradient directly."""
-
-    def step(self):
-        return self.batch
-
-
-@dataclass
-class TaskShape:
-    """What build_problems needs to know about the data (taken from the real env)."""
-    input_shape: tuple
-    task_kind: str
-    output_dim: int
 
 
 @contextlib.contextmanager
@@ -54,15 +36,10 @@ def cast_episode(episode, dtype: torch.dtype, device):
 
 
 def build_at(cfg: dict, theta: dict | None, shape: TaskShape):
-    """(outer, inner) for `cfg`, initialised by a Betty Engine, with the backbone set to θ."""
-    torch.manual_seed(cfg["seed"])
-    problems, deps = build_problems(cfg, shape.input_shape, shape.task_kind, shape.output_dim)
-    Engine(problems=problems, config=EngineConfig(train_iters=1, strategy=engine_strategy(cfg["device"])),
-           dependencies=deps, env=StaticEnv())
-    outer, inner = problems
-    if theta is not None:  # None: keep the initialisation drawn from cfg["seed"]
-        inner.backbone.load_state_dict(theta)
-    return outer, inner
+    """(outer, inner) for `cfg` as training builds them, with the backbone set to θ (None: the
+    initialisation drawn from cfg["seed"])."""
+    system = build_system(cfg, shape, theta, strategy=engine_strategy(cfg["device"]))
+    return system.outer, system.inner
 
 
 def backbone_gradient(outer, inner, episode) -> torch.Tensor:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from compare.measure import TaskShape, backbone_gradient, build_at, cast_episode, default_dtype
+from compare.measure import backbone_gradient, build_at, cast_episode, default_dtype
 from optimizers import Learner
+from problems.system import TaskShape
 
 
 @dataclass
@@ -141,7 +142,18 @@ def implicit_reference(imaml_cfg: dict, theta: dict, shape: TaskShape, episode,
     return Reference(gradient, info)
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+def flat(values) -> torch.Tensor:
+    """A tensor, or a list of tensors (one per parameter), as one detached float64 CPU vector."""
+    if isinstance(values, torch.Tensor):
+        values = [values]
+    return torch.cat([v.detach().reshape(-1).to("cpu", torch.float64) for v in values])
+
+
+def rel_err(a, b) -> float:
+    """‖a−b‖/‖b‖ over all parameters together (tensors or lists of tensors). Per tensor it
+    would mislead: conv biases feed batch norm, so their true gradient is 0 and only rounding
+    is left there."""
+    a, b = flat(a), flat(b)
     return float((a - b).norm() / b.norm().clamp_min(1e-300))
 
 

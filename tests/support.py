@@ -2,24 +2,11 @@
 from __future__ import annotations
 
 import torch
-from betty.configs import EngineConfig
-from betty.engine import Engine
-from betty.envs import Env
 
+import problems.system
 from configs import load_config
 from envs import Episode
-from problems import build_problems
-
-
-class FixedEnv(Env):
-    """An environment that always hands out the same episode."""
-
-    def __init__(self, episode: Episode | None = None):
-        super().__init__()
-        self.batch = episode
-
-    def step(self):
-        return self.batch
+from problems.system import TaskShape
 
 
 def make_cfg(problem: str, dataset: str = "omniglot5w1s", **sets) -> dict:
@@ -57,11 +44,8 @@ def train_losses(results) -> list[float]:
 def build_system(cfg: dict, input_shape=(1, 16, 16), ways: int = 3, task_kind="classification",
                  seed: int = 0):
     """(outer, inner) initialised by a plain Betty Engine, as training initialises them."""
-    torch.manual_seed(seed)
-    problems, deps = build_problems(cfg, input_shape, task_kind, ways)
-    Engine(problems=problems, config=EngineConfig(train_iters=1, strategy="cpu"),
-           dependencies=deps, env=FixedEnv())
-    return problems[0], problems[1]
+    system = problems.system.build_system(cfg, TaskShape(tuple(input_shape), task_kind, ways), seed=seed)
+    return system.outer, system.inner
 
 
 def random_episode(tasks=1, ways=3, shots=2, query=3, shape=(1, 16, 16), seed=0,
@@ -75,8 +59,3 @@ def random_episode(tasks=1, ways=3, shots=2, query=3, shape=(1, 16, 16), seed=0,
 
 def flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def rel_err(a, b) -> float:
-    a, b = flat(a) if isinstance(a, (list, tuple)) else a, flat(b) if isinstance(b, (list, tuple)) else b
-    return float((a - b).norm() / b.norm().clamp_min(1e-30))

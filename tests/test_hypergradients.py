@@ -9,11 +9,13 @@ from betty.configs import Config
 from torch import nn
 
 import hypergradient
+from compare.reference import rel_err
 from envs import Episode
 from optimizers import SGD
 from problems import ImplicitInner, MetaModel, Outer
 from problems.meta_gradient import compute_meta_gradient
-from support import FixedEnv, build_system, flat, random_episode, rel_err, tiny_cfg
+from problems.system import StaticEnv
+from support import build_system, flat, random_episode, tiny_cfg
 
 
 def l2l_maml_gradient(backbone, episode, lr, steps, first_order=False):
@@ -181,7 +183,7 @@ def test_implicit_hypergradient_equals_ridge_regression_closed_form(float64):
     from betty.engine import Engine
     hypergradient.register()  # built without build_problems, which would register it
     Engine(problems=[outer, inner], config=EngineConfig(train_iters=1, strategy="cpu"),
-           dependencies={"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}, env=FixedEnv())
+           dependencies={"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}, env=StaticEnv())
     episode = Episode(X[None], y[None], Xq[None], yq[None])
     ours = compute_meta_gradient(outer, inner, episode)[0]
     assert torch.allclose(inner.module.task(0)["weight"], w_star.detach(), atol=1e-10)

@@ -8,11 +8,12 @@ import torch
 import torch.nn.functional as F
 
 import run
+from compare.reference import rel_err
 from optimizers import ANIL
 from optimizers.mamlpp import multi_step_weights
 from problems.factory import ProblemConfigError
 from problems.meta_gradient import compute_meta_gradient
-from support import build_system, flat, random_episode, rel_err, tiny_cfg
+from support import build_system, flat, random_episode, tiny_cfg
 
 
 # ---- Meta-SGD -----------------------------------------------------------------------------

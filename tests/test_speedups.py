@@ -4,10 +4,11 @@
 import pytest
 import torch
 
+from compare.reference import rel_err
 from configs import load_config
 from problems import vectorized
 from problems.meta_gradient import compute_meta_gradient
-from support import build_system, make_cfg, random_episode, rel_err, tiny_cfg
+from support import build_system, make_cfg, random_episode, tiny_cfg
 
 
 def tiny(problem, **sets):
