@@ -12,20 +12,39 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from optimizers.base import OptimizerSpecError
-from optimizers.learner import Learner
+from optimizers.base import OptimizerSpecError, stack_aware
+from optimizers.learner import Learner, TaskStack
 from optimizers.sgd import SGD
 
 HEAD = "head"
+
+
+def _head_params(params: dict, prefix: str = HEAD + ".") -> dict:
+    return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
 
 
 class HeadLearner(Learner):
     """A learner whose inputs are already features: only the head's parameters act."""
 
     def forward(self, features: torch.Tensor, step: int | None = None) -> torch.Tensor:
-        prefix = HEAD + "."
-        head = {k[len(prefix):]: v for k, v in self.params.items() if k.startswith(prefix)}
-        return functional_call(getattr(self.backbone, HEAD), head, (features,))
+        return functional_call(getattr(self.backbone, HEAD), _head_params(self.params), (features,))
+
+
+class HeadStack(TaskStack):
+    """HeadLearner for all tasks at once: stacked features in, the stacked head acts."""
+
+    def forward(self, features: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        stacked, shared = self.split()
+        return self.executor(getattr(self.backbone, HEAD), _head_params(stacked),
+                             _head_params(shared), features, {})
+
+
+def head_of(model: Learner) -> Learner:
+    """The same parameters, read as a learner of features (one task or a stack)."""
+    if isinstance(model, TaskStack):
+        return HeadStack(model.backbone, model.params, model.task, model.stacked, model.tasks,
+                         model.executor, model.anchor, model.prox)
+    return HeadLearner(model.backbone, model.params, model.task, model.anchor, model.prox)
 
 
 class ANIL(SGD):
@@ -44,9 +63,9 @@ class ANIL(SGD):
     def adapted_names(self, model: Learner) -> list[str]:
         return [k for k in model.params if k.startswith(HEAD + ".")]
 
+    @stack_aware
     def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.first_order):
             features = model.features(support_x)
-        head = HeadLearner(model.backbone, model.params, model.task, model.anchor, model.prox)
-        head = super().adapt(head, features, support_y, n_steps)
+        head = super().adapt(head_of(model), features, support_y, n_steps)
         return model.with_params({k: head.params[k] for k in self.adapted_names(model)})

@@ -1,20 +1,37 @@
-"""The inner-loop optimizer interface users write against, and the steps every variant shares.
+"""The inner-loop optimizer interface users write against, and the one inner loop every
+variant shares.
 
     class InnerLoopOptimizer:
         def __init__(self, model, inner_lr): ...
-        def adapt(self, model, support_x, support_y, n_steps) -> nn.Module   # differentiable
-        def meta_parameters(self) -> list[Tensor]                             # [] for plain SGD
+        def adapt(self, model, support_x, support_y, n_steps) -> Learner    # differentiable
+        def meta_parameters(self) -> list[Tensor]                            # [] for plain SGD
 
-`model` is a `Learner` (a backbone at explicit parameters); `adapt` returns a new `Learner`.
-Whether the steps are differentiated through (MAML) or not (FOMAML, evaluation, iMAML's inner
-solve) is decided by the problem, which sets `first_order`; variants just call `gradients`.
+`model` is a `TaskStack` (φ of every task of the meta-batch, stacked on a task axis, with the
+inputs stacked likewise) when the optimizer's `adapt` is stack-aware (the shared steps below,
+which every registered variant uses, are), else a one-task `Learner` per task: a user's class
+written against the one-task interface keeps working, adapted task by task. Whether the steps
+are differentiated through (MAML) or not (FOMAML, evaluation, iMAML's inner solve) is decided
+by the problem, which sets `first_order`; variants just call `gradients`.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from optimizers.learner import Learner
+from optimizers.checkpointing import checkpointed_step
+from optimizers.learner import Learner, TaskStack
+
+
+def stack_aware(adapt):
+    """Marks an `adapt` that works on a TaskStack as well as on a one-task Learner."""
+    adapt.adapts_task_stacks = True
+    return adapt
+
+
+def adapts_task_stacks(optimizer) -> bool:
+    """Whether this optimizer's `adapt` can take all tasks at once (a subclass that writes its
+    own `adapt` without the marker is adapted task by task, as it was written)."""
+    return getattr(type(optimizer).adapt, "adapts_task_stacks", False)
 
 
 class OptimizerSpecError(ValueError):
@@ -36,6 +53,7 @@ class InnerLoopOptimizer(nn.Module):
         self.grad_clip = 0.0      # per-step global-norm clipping (0: off)
         self.grad_tol = 0.0       # stop when the gradient norm falls below (0: run all steps)
         self.iteration = 0        # meta-iterations done; set by the problem (for schedules)
+        self.checkpoint_steps = False  # keep only φ between steps (set by the problem)
 
     @classmethod
     def from_config(cls, model: nn.Module, cfg: dict) -> "InnerLoopOptimizer":
@@ -65,8 +83,9 @@ class InnerLoopOptimizer(nn.Module):
     # ---- shared steps -------------------------------------------------------------------
     def gradients(self, model: Learner, x, y, step: int | None = None,
                   names: list[str] | None = None) -> dict[str, torch.Tensor]:
-        """∇φ of the inner objective. Second order keeps the graph (create_graph); first order
-        differentiates a detached copy, so φ stays linked to θ only through the update sums."""
+        """∇φ of the inner objective (per task: on a TaskStack, the gradient of the summed task
+        losses). Second order keeps the graph (create_graph); first order differentiates a
+        detached copy, so φ stays linked to θ only through the update sums."""
         names = names if names is not None else self.adapted_names(model)
         if self.first_order or not torch.is_grad_enabled():
             probe = model.with_params({k: model.params[k].detach().requires_grad_() for k in names})
@@ -78,7 +97,7 @@ class InnerLoopOptimizer(nn.Module):
             grads = torch.autograd.grad(loss, [model.params[k] for k in names], create_graph=True)
         grads = dict(zip(names, grads))
         if self.grad_clip > 0:
-            grads = clip_by_global_norm(grads, self.grad_clip)
+            grads = clip_by_global_norm(grads, self.grad_clip, task_axis(model))
         return grads
 
     def step_size(self, name: str, step: int):
@@ -89,22 +108,65 @@ class InnerLoopOptimizer(nn.Module):
         return model.with_params({k: model.params[k] - self.step_size(k, step) * g
                                   for k, g in grads.items()})
 
-    def converged(self, grads: dict[str, torch.Tensor]) -> bool:
-        return self.grad_tol > 0 and float(global_norm(grads)) < self.grad_tol
+    def still_moving(self, grads: dict[str, torch.Tensor], model: Learner) -> torch.Tensor | None:
+        """With `grad_tol`: which tasks' gradient norm is still at or above it (bool, [T] on a
+        TaskStack); None without it."""
+        if self.grad_tol <= 0:
+            return None
+        return global_norm(grads, task_axis(model)) >= self.grad_tol
 
     def descend_steps(self, model: Learner, x, y, n_steps: int, record: bool = False) -> Learner:
-        """Up to `n_steps` gradient steps. The result knows the step that produced it (for
-        per-step layers) and, with `record`, keeps the learner after every step."""
-        trajectory = []
+        """The inner loop: up to `n_steps` gradient steps (a task whose gradient norm falls
+        below `grad_tol` stops there). The result knows the step that produced it (for per-step
+        layers) and, with `record`, keeps the learner after every step. With
+        `checkpoint_steps` (second order only) each step keeps just its input φ and rebuilds its
+        graph in the backward pass."""
+        trajectory, moving = [], None
+        checkpoint = self.checkpoint_steps and not self.first_order and torch.is_grad_enabled()
+        if checkpoint and self.grad_tol > 0:
+            raise ValueError("inner.checkpoint_steps cannot be combined with inner.grad_tol")
         for step in range(n_steps):
-            grads = self.gradients(model, x, y, step)
-            if self.converged(grads):
-                break
-            model = self.descend(model, grads, step).at_step(step)
+            if checkpoint:
+                model = self.checkpointed_step(model, x, y, step)
+            else:
+                grads = self.gradients(model, x, y, step)
+                still = self.still_moving(grads, model)
+                if still is not None:
+                    moving = still if moving is None else moving & still
+                    if not bool(moving.any()):
+                        break
+                    if not bool(moving.all()):  # stopped tasks keep their φ
+                        grads = {k: g * per_task(moving.to(g.dtype), g) for k, g in grads.items()}
+                model = self.descend(model, grads, step).at_step(step)
             if record:
                 trajectory.append(model)
         model.trajectory = trajectory
         return model
+
+    def checkpointed_step(self, model: Learner, x, y, step: int) -> Learner:
+        names = self.adapted_names(model)
+
+        def descend(current, create_graph):
+            previous = self.first_order
+            self.first_order = not create_graph
+            try:
+                at = model.with_params(dict(zip(names, current)))
+                moved = self.descend(at, self.gradients(at, x, y, step, names), step)
+            finally:
+                self.first_order = previous
+            return [moved.params[k] for k in names]
+
+        phi = checkpointed_step(descend, [model.params[k] for k in names], self.meta_parameters())
+        return model.with_params(dict(zip(names, phi))).at_step(step)
+
+
+def task_axis(model) -> bool:
+    return isinstance(model, TaskStack)
+
+
+def per_task(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """[T] values shaped to broadcast against a stacked tensor [T, ...]."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 def param_key(name: str) -> str:
@@ -119,11 +181,20 @@ def rate_table(model: nn.Module, value: float, shape) -> nn.ParameterDict:
                              for k, p in model.named_parameters()])
 
 
-def global_norm(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+def global_norm(tensors: dict[str, torch.Tensor], stacked: bool = False) -> torch.Tensor:
+    """‖g‖ over all parameters together (per task, [T], when the tensors are stacked)."""
+    if stacked:
+        return torch.sqrt(sum((g.detach() ** 2).flatten(1).sum(1) for g in tensors.values()))
     return torch.sqrt(sum((g.detach() ** 2).sum() for g in tensors.values()))
 
 
-def clip_by_global_norm(grads: dict[str, torch.Tensor], max_norm: float) -> dict[str, torch.Tensor]:
+def clip_by_global_norm(grads: dict[str, torch.Tensor], max_norm: float,
+                        stacked: bool = False) -> dict[str, torch.Tensor]:
+    """Each task's gradients scaled to a global norm of at most `max_norm`."""
+    if stacked:
+        norm = torch.sqrt(sum((g ** 2).flatten(1).sum(1) for g in grads.values()))
+        scale = torch.clamp(max_norm / (norm + 1e-12), max=1.0)
+        return {k: g * per_task(scale, g) for k, g in grads.items()}
     norm = torch.sqrt(sum((g ** 2).sum() for g in grads.values()))
     scale = torch.clamp(max_norm / (norm + 1e-12), max=1.0)
     return {k: g * scale for k, g in grads.items()}

@@ -17,7 +17,7 @@ step's step sizes and batch-norm parameters.
 from __future__ import annotations
 
 
-from optimizers.base import InnerLoopOptimizer, param_key, rate_table
+from optimizers.base import InnerLoopOptimizer, param_key, rate_table, stack_aware
 from optimizers.learner import Learner
 
 #: MSL's final share for each earlier step, as a fraction of 1/K (Antoniou et al.'s 0.03/K).
@@ -67,6 +67,7 @@ class MAMLPlusPlus(InnerLoopOptimizer):
     def second_order_now(self) -> bool:
         return not self.first_order and self.iteration >= self.first_order_iters
 
+    @stack_aware
     def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
         previous = self.first_order
         self.first_order = not self.second_order_now()
@@ -80,6 +81,7 @@ class MAMLPlusPlus(InnerLoopOptimizer):
         if not learner.trajectory:
             return learner.evaluate(query_x, query_y)
         weights = multi_step_weights(len(learner.trajectory), self.iteration, self.msl_iters)
+        # (per task, [T], when the learner is a TaskStack)
         loss = 0.0
         for weight, point in zip(weights, learner.trajectory):
             if weight > 0:

@@ -1,10 +1,11 @@
 """Plain gradient descent: the inner step of MAML, FOMAML, iMAML and Reptile."""
 from __future__ import annotations
 
-from optimizers.base import InnerLoopOptimizer
+from optimizers.base import InnerLoopOptimizer, stack_aware
 from optimizers.learner import Learner
 
 
 class SGD(InnerLoopOptimizer):
+    @stack_aware
     def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
         return self.descend_steps(model, support_x, support_y, n_steps)

@@ -3,7 +3,8 @@ current meta-batch with the inner-loop optimizer, and the same code adapts at ev
 
 Betty's own `IterativeProblem` fails on current torch (docs/DESIGN.md), so the lower level is an
 `ImplicitProblem` whose single step runs the whole inner loop; Betty still orders the levels,
-calls the outer problem after the inner one and routes implicit hypergradients.
+calls the outer problem after the inner one and routes implicit hypergradients. The inner loop
+itself is the optimizer's, on all tasks at once (a TaskStack); evaluation runs the same loop.
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from betty.problems import ImplicitProblem
 from torch import nn
 
 from optimizers import InnerLoopOptimizer, Learner
-from problems import vectorized
+from optimizers.base import adapts_task_stacks
+from optimizers.executor import VMAP, check_setting, choose_executor
+from optimizers.learner import TaskStack
 from problems.distributed import ExplicitSync
 
 
@@ -23,12 +26,13 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
                  task_kind: str, steps: int, module: nn.Module | None = None,
                  vectorize: str = "auto"):
         super().__init__(name, config, module=module if module is not None else nn.Module())
-        self.vectorize = vectorized.check_setting(vectorize)
+        self.vectorize = check_setting(vectorize)
         self.backbone = backbone
         self.inner_optimizer = inner_optimizer
         self.task_kind = task_kind
         self.steps = steps
-        self.adapted: list[Learner] = []
+        self.adapted: list[Learner] = []   # each task's adapted learner (views of `stack`)
+        self.stack: TaskStack | None = None  # all tasks' φ, when the optimizer adapts stacks
 
     # ---- Betty plumbing -----------------------------------------------------------------
     def patch_optimizer(self):
@@ -47,69 +51,95 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         return {}
 
     # ---- adaptation ---------------------------------------------------------------------
+    def executor(self):
+        """How the task axis runs for this call (`inner.vectorize`, the backbone, the device)."""
+        return choose_executor(self.vectorize, self.backbone)
+
+    def vectorized(self) -> bool:
+        """Whether tasks run through one vmapped call (else one after another)."""
+        return self.executor() is VMAP
+
     def initial_learner(self, detach: bool) -> Learner:
-        """θ as a learner: live parameters (gradients reach θ) or detached copies."""
+        """θ as a one-task learner: live parameters (gradients reach θ) or detached copies."""
         return Learner.of(self.backbone, self.task_kind, detach=detach)
 
+    def initial_stack(self, tasks: int, detach: bool) -> TaskStack:
+        """θ for `tasks` tasks; only what the optimizer adapts gets a task axis."""
+        names = self.inner_optimizer.adapted_names(self.initial_learner(detach=True))
+        return TaskStack.of_theta(self.backbone, self.task_kind, tasks, self.executor(), names,
+                                  detach=detach)
+
     @contextlib.contextmanager
-    def first_order(self, value: bool):
-        previous = self.inner_optimizer.first_order
-        self.inner_optimizer.first_order = value
+    def settings(self, **values):
+        """Set attributes of the inner optimizer (first_order, checkpoint_steps) for one call."""
+        previous = {k: getattr(self.inner_optimizer, k) for k in values}
+        for k, v in values.items():
+            setattr(self.inner_optimizer, k, v)
         try:
             yield
         finally:
-            self.inner_optimizer.first_order = previous
+            for k, v in previous.items():
+                setattr(self.inner_optimizer, k, v)
+
+    def adapt_tasks(self, start: TaskStack, x, y, steps: int, one_task_start) -> None:
+        """The inner loop for every task of a meta-batch: all at once through the optimizer's
+        stack-aware `adapt`, or, for an optimizer written for one task, task by task from
+        `one_task_start()`. Sets `self.stack` (None task by task) and `self.adapted`."""
+        if adapts_task_stacks(self.inner_optimizer):
+            self.stack = self.inner_optimizer.adapt(start, x, y, steps)
+            self.adapted = [self.stack.view(t) for t in range(len(start))]
+        else:
+            self.stack = None
+            self.adapted = [self.inner_optimizer.adapt(one_task_start(), x[t], y[t], steps)
+                            for t in range(len(start))]
 
     def adapt_meta_batch(self, episode):
         """Training-time adaptation; sets `self.adapted`. Variants decide differentiability."""
         raise NotImplementedError
 
-    def vectorized(self) -> bool:
-        """Whether this meta-batch adapts all tasks at once (decided per call: the optimizer's
-        settings and the device may change after construction)."""
-        return vectorized.use_vectorized(self.vectorize, self.inner_optimizer, self.backbone)
-
-    def stacked_phi(self):
-        """φ of every task stacked on a task dimension when this meta-batch was adapted
-        vectorized, else None (then each task's learner in `self.adapted` is evaluated)."""
-        return None
-
     def meta_objective(self, episode) -> dict:
         """The outer loss for this kind of lower level, with query accuracy for logging."""
-        stacked = self.stacked_phi()
-        if stacked is not None:
-            loss, acc = vectorized.evaluate(self.backbone, stacked, episode.query_x,
-                                            episode.query_y, self.task_kind)
-            return mean_stats(loss, [None] if acc is None else list(acc))
         objective = getattr(self.inner_optimizer, "query_objective", None)
         if objective is None:  # a user's optimizer that does not subclass InnerLoopOptimizer
             objective = lambda learner, x, y: learner.evaluate(x, y)  # noqa: E731
+        if self.stack is not None:
+            loss, acc = objective(self.stack, episode.query_x, episode.query_y)
+            return mean_stats(loss, [None] if acc is None else acc)
         losses, accs = zip(*(objective(learner, episode.query_x[t], episode.query_y[t])
                              for t, learner in enumerate(self.adapted)))
         return mean_stats(losses, accs)
 
-    def adapt_for_evaluation(self, episode, t: int, steps: int) -> Learner:
-        """Test-time adaptation of task t: the same inner objective, no meta-gradient."""
-        with self.first_order(True):
-            learner = self.inner_optimizer.adapt(self.initial_learner(detach=True),
-                                                 episode.support_x[t], episode.support_y[t], steps)
-        return learner.detached()
+    def evaluation_start(self, tasks: int) -> tuple[TaskStack, object]:
+        """Where test-time adaptation starts: θ, detached (no meta-gradient)."""
+        return self.initial_stack(tasks, detach=True), lambda: self.initial_learner(detach=True)
 
     def evaluate(self, episode, steps: int) -> list[tuple[float, float | None]]:
-        """Per-task (query loss, query accuracy) after `steps` adaptation steps."""
-        results = []
-        for t in range(len(episode)):
-            learner = self.adapt_for_evaluation(episode, t, steps)
+        """Per-task (query loss, query accuracy) after `steps` adaptation steps: the same inner
+        loop as training, first order, on all tasks of the episode at once."""
+        start, one_task = self.evaluation_start(len(episode))
+        saved = self.stack, self.adapted
+        try:
+            with self.settings(first_order=True, checkpoint_steps=False):
+                self.adapt_tasks(start, episode.support_x, episode.support_y, steps, one_task)
             with torch.no_grad():
-                loss, acc = learner.evaluate(episode.query_x[t], episode.query_y[t])
-            results.append((float(loss), None if acc is None else float(acc)))
-        return results
+                if self.stack is not None:
+                    loss, acc = self.stack.detached().evaluate(episode.query_x, episode.query_y)
+                    accs = [None] * len(loss) if acc is None else [float(a) for a in acc]
+                    return [(float(v), a) for v, a in zip(loss, accs)]
+                results = []
+                for t, learner in enumerate(self.adapted):
+                    v, a = learner.detached().evaluate(episode.query_x[t], episode.query_y[t])
+                    results.append((float(v), None if a is None else float(a)))
+                return results
+        finally:
+            self.stack, self.adapted = saved
 
     def training_step(self, batch):  # pragma: no cover - Betty requires it; unused here
         raise NotImplementedError
 
 
 def mean_stats(losses, accs) -> dict:
+    """Mean over tasks of per-task losses (a [T] tensor or a list of scalars) and accuracies."""
     stats = {"loss": torch.stack(list(losses)).mean()}
     if accs[0] is not None:
         stats["acc"] = torch.stack(list(accs)).mean().detach()

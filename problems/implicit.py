@@ -6,9 +6,9 @@ this problem's `Config(type="imaml")` routes it to `hypergradient.implicit_best_
 
 The adapted φ of all tasks live in this problem's module as leaves stacked on a task dimension,
 so Betty can differentiate the query loss with respect to them and the solvers can treat the
-block-diagonal Hessian as one independent system per task. With a plain SGD inner optimizer
-the tasks are also adapted, and their inner and query losses evaluated, all at once
-(problems/vectorized.py; `vectorize="auto"` decides as for UnrolledInner).
+block-diagonal Hessian as one independent system per task. The tasks are adapted by the
+optimizer's inner loop all at once (a TaskStack with the proximal term), and their inner and
+query losses are evaluated the same way (the task executor decides how the task axis runs).
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from hypergradient import conjugate_gradient, neumann_series, safe_neumann_alpha
 from optimizers import Learner
-from problems import vectorized
+from optimizers.base import adapts_task_stacks
+from optimizers.learner import TaskStack
 from problems.adaptation import TaskAdaptation
 
 SOLVERS = ("cg", "neumann")
@@ -61,7 +62,6 @@ class ImplicitInner(TaskAdaptation):
         self.power_iters, self.neumann_alpha = power_iters, neumann_alpha
         self.last_solve = None
         self.warned_indefinite = False
-        self.stacked_path = False  # whether the current meta-batch was adapted vectorized
 
     def initial_learner(self, detach: bool) -> Learner:
         """The proximal inner objective, anchored at θ (detached: the solve is not unrolled)."""
@@ -69,43 +69,38 @@ class ImplicitInner(TaskAdaptation):
         anchor = {k: v.detach() for k, v in theta.params.items()}
         return Learner(self.backbone, theta.params, self.task_kind, anchor=anchor, prox=self.lam)
 
+    def initial_stack(self, tasks: int, detach: bool) -> TaskStack:
+        """θ for every task, detached, with the proximal term anchored at θ."""
+        anchor = {k: v.detach() for k, v in self.backbone.named_parameters()}
+        return TaskStack.of_theta(self.backbone, self.task_kind, tasks, self.executor(),
+                                  detach=True, anchor=anchor, prox=self.lam)
+
     def adapt_meta_batch(self, episode):
-        self.stacked_path = self.vectorized()
-        if self.stacked_path:
-            theta = {k: v.detach() for k, v in self.backbone.named_parameters()}
-            self.module.load_stacked(vectorized.sgd_adapt(
-                self.backbone, theta, episode.support_x, episode.support_y, self.task_kind,
-                self.steps, self.inner_optimizer.inner_lr, first_order=True, anchor=theta,
-                prox=self.lam))
+        with self.settings(first_order=True, checkpoint_steps=False):
+            self.adapt_tasks(self.initial_stack(len(episode), detach=True), episode.support_x,
+                             episode.support_y, self.steps, lambda: self.initial_learner(detach=True))
+        if self.stack is not None:
+            self.module.load_stacked(self.stack.params)
         else:
-            self.adapt_per_task(episode)
-        self.adapted = [Learner(self.backbone, self.module.task(t), self.task_kind)
-                        for t in range(len(episode))]
+            self.module.load(self.adapted)
+        # From here on φ are the module's leaves (what Betty differentiates the query loss by).
+        if adapts_task_stacks(self.inner_optimizer):
+            self.stack = self.phi_stack()
+            self.adapted = [self.stack.view(t) for t in range(len(episode))]
+        else:
+            self.adapted = [Learner(self.backbone, self.module.task(t), self.task_kind)
+                            for t in range(len(episode))]
 
-    def adapt_per_task(self, episode):
-        with self.first_order(True):
-            adapted = [self.inner_optimizer.adapt(self.initial_learner(detach=True),
-                                                  episode.support_x[t], episode.support_y[t],
-                                                  self.steps)
-                       for t in range(len(episode))]
-        self.module.load(adapted)
-
-    def stacked_phi(self):
-        return self.module.stacked() if self.stacked_path else None
+    def phi_stack(self, anchor: dict | None = None) -> TaskStack:
+        """φ of every task (the module's leaves), optionally with the proximal term at `anchor`."""
+        return TaskStack(self.backbone, self.module.stacked(), self.task_kind,
+                         frozenset(self.module.names), len(self.module.phi[0]), self.executor(),
+                         anchor=anchor, prox=self.lam if anchor is not None else 0.0)
 
     def training_step(self, batch):
         """The inner objective at φ with θ live: what Betty's best-response path differentiates."""
         theta = dict(self.backbone.named_parameters())
-        if self.stacked_path:
-            return vectorized.losses(self.backbone, self.module.stacked(), batch.support_x,
-                                     batch.support_y, self.task_kind, anchor=theta,
-                                     prox=self.lam).sum()
-        total = 0.0
-        for t in range(len(batch)):
-            learner = Learner(self.backbone, self.module.task(t), self.task_kind,
-                              anchor=theta, prox=self.lam)
-            total = total + learner.loss(batch.support_x[t], batch.support_y[t])
-        return total
+        return self.phi_stack(anchor=theta).loss(batch.support_x, batch.support_y)
 
     def solve(self, hvp, vector):
         """x ≈ (∇²_φφ inner objective)⁻¹ vector, one system per task."""

@@ -14,12 +14,14 @@ from problems.adaptation import TaskAdaptation
 
 class ReptileInner(TaskAdaptation):
     def adapt_meta_batch(self, episode):
-        with self.first_order(True):
-            self.adapted = [
-                self.inner_optimizer.adapt(self.initial_learner(detach=True),
-                                           episode.support_x[t], episode.support_y[t],
-                                           self.steps).detached()
-                for t in range(len(episode))]
+        with self.settings(first_order=True, checkpoint_steps=False):
+            self.adapt_tasks(self.initial_stack(len(episode), detach=True), episode.support_x,
+                             episode.support_y, self.steps, lambda: self.initial_learner(detach=True))
+        if self.stack is not None:
+            self.stack = self.stack.detached()
+            self.adapted = [self.stack.view(t) for t in range(len(episode))]
+        else:
+            self.adapted = [learner.detached() for learner in self.adapted]
 
     def meta_objective(self, episode) -> dict:
         with torch.no_grad():

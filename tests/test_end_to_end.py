@@ -30,9 +30,13 @@ def test_sinusoid_outer_loss_goes_down(tmp_path, problem):
 @pytest.mark.slow
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_omniglot_subset_outer_loss_goes_down(tmp_path, shared_data_root, problem):
-    # At 2 steps of lr 0.1 (the preset) iMAML-CG's proximal adaptation barely moves φ on this
-    # 16-filter CNN and the loss stays flat for 30 iterations (measured); 3 steps of 0.3 learn.
-    inner = ["inner.steps=3", "inner.lr=0.3"] if problem == "imaml" else ["inner.steps=2"]
+    # At 2 steps of lr 0.1 (the preset) iMAML's proximal adaptation barely moves φ on this
+    # 16-filter CNN and the loss stays flat for 30 iterations (measured for CG; for Neumann the
+    # first and last ten losses were within 0.5%, their order set by float32 rounding). Measured
+    # to learn at 1 and 2 threads: CG with 3 steps of 0.3; Neumann with 2 steps of 0.2 (at 0.3
+    # its series diverged to a NaN meta-loss).
+    inner = {"imaml": ["inner.steps=3", "inner.lr=0.3"],
+             "imaml-neumann": ["inner.steps=2", "inner.lr=0.2"]}.get(problem, ["inner.steps=2"])
     results = train(tmp_path, problem, "omniglot5w1s", 30, "model.hidden=16",
                     "eval.log_every=1", "eval.val_every=15", "eval.val_episodes=8",
                     "eval.episodes=8", "eval.steps=3", *inner, data_root=shared_data_root)

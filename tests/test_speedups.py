@@ -1,12 +1,12 @@
-"""The fast paths compute the same meta-gradient as the plain ones: all tasks adapted at once
-(problems/vectorized.py) against the per-task loop, and checkpointed inner steps
-(problems/checkpointing.py) against plain unrolling. No timings here (benchmarks/ measures)."""
+"""The fast paths compute the same meta-gradient as the plain ones: the task axis through one
+vmapped call against a loop over tasks (optimizers/executor.py), and checkpointed inner steps
+(optimizers/checkpointing.py) against plain unrolling. No timings here (benchmarks/ measures)."""
 import pytest
 import torch
 
 from compare.reference import rel_err
 from configs import load_config
-from problems import vectorized
+from optimizers import executor
 from problems.meta_gradient import compute_meta_gradient
 from support import build_system, make_cfg, random_episode, tiny_cfg
 
@@ -82,21 +82,72 @@ def _meta_loss(inner, episode):
     return inner.meta_objective(episode)["loss"]
 
 
-def test_only_plain_sgd_is_vectorized():
-    _, inner = build_system(tiny("maml"))
-    assert vectorized.vectorizable(inner.inner_optimizer, inner.backbone)
-    inner.inner_optimizer.grad_clip = 1.0
-    assert not vectorized.vectorizable(inner.inner_optimizer, inner.backbone)
+@pytest.mark.parametrize("problem", ["maml", "metasgd", "anil", "mamlpp", "imaml", "reptile"])
+def test_every_registered_optimizer_runs_all_tasks_at_once(problem):
+    """No `type(optimizer) is SGD` test any more: every registered optimizer adapts the stacked
+    tasks, through vmap when asked; only state written in place (running statistics) loops."""
+    _, inner = build_system(tiny(problem, **{"inner.vectorize": "always"}))
+    per_step_stats = problem == "mamlpp"  # its per-step batch norm keeps running statistics
+    assert inner.vectorized() is not per_step_stats
+    assert executor.vmappable(inner.backbone) is not per_step_stats
 
 
 def test_config_keys_exist_with_safe_defaults():
     cfg = load_config("maml", "omniglot5w1s", [])
     assert cfg["inner"]["checkpoint_steps"] is False
-    assert cfg["inner"]["vectorize"] in vectorized.SETTINGS
+    assert cfg["inner"]["vectorize"] in executor.SETTINGS
     with pytest.raises(ValueError, match="inner.vectorize"):
-        vectorized.check_setting("sometimes")
+        executor.check_setting("sometimes")
 
 
 def test_factory_forwards_the_speed_settings():
     _, inner = build_system(tiny("maml", **{"inner.checkpoint_steps": True, "inner.vectorize": "always"}))
     assert inner.checkpoint_steps is True and inner.vectorize == "always"
+
+
+# ---- one inner loop: stacked tasks against task by task -----------------------------------
+FAMILY = {"metasgd": {}, "anil": {}, "mamlpp": {"inner.mamlpp.per_step_bn": False},
+          "maml-clipped": {"inner.grad_clip": 0.5}, "imaml-tol": {"inner.grad_tol": 0.3}}
+
+
+def one_task_at_a_time(inner):
+    """The same optimizer, with an `adapt` written for one task (as a user might): the problem
+    then adapts task by task instead of passing the stacked tasks."""
+    base = type(inner.inner_optimizer)
+
+    class OneTask(base):
+        def adapt(self, model, support_x, support_y, n_steps):
+            return base.adapt(self, model, support_x, support_y, n_steps)
+
+    inner.inner_optimizer.__class__ = OneTask
+    return inner
+
+
+def family_gradient(name, episode, vectorize, one_task=False):
+    problem = name.split("-")[0]
+    outer, inner = build_system(tiny(problem, **{"inner.vectorize": vectorize, **FAMILY[name]}))
+    if one_task:
+        one_task_at_a_time(inner)
+    return compute_meta_gradient(outer, inner, episode)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY))
+def test_each_optimizer_stacked_matches_task_by_task(float64, name):
+    episode = random_episode(tasks=3)
+    looped = family_gradient(name, episode, "never", one_task=True)
+    for vectorize in ("never", "always"):  # the loop executor and vmap, both on the stack
+        assert rel_err(family_gradient(name, episode, vectorize), looped) < 1e-10, vectorize
+
+
+@pytest.mark.parametrize("problem", ["maml", "anil", "mamlpp", "imaml"])
+def test_evaluation_stacked_matches_task_by_task(float64, problem):
+    episode = random_episode(tasks=3)
+    results = {}
+    for label, vectorize, one_task in (("loop", "never", True), ("stack", "never", False),
+                                       ("vmap", "always", False)):
+        _, inner = build_system(tiny(problem, **{"inner.vectorize": vectorize}))
+        if one_task:
+            one_task_at_a_time(inner)
+        results[label] = torch.tensor([[loss, acc] for loss, acc in inner.evaluate(episode, steps=4)])
+    for label in ("stack", "vmap"):
+        assert rel_err(results[label], results["loop"]) < 1e-10, label
