@@ -40,9 +40,11 @@ class _Loop(TaskExecutor):
     name = "loop"
 
     def __call__(self, module, stacked, shared, x, kwargs):
-        return torch.stack([functional_call(module, {**shared, **{k: v[t] for k, v in stacked.items()}},
-                                            (x[t],), kwargs)
-                            for t in range(x.shape[0])])
+        # unbind, not v[t]: its backward is one stack per parameter, not T scatters into zeros
+        per_task = {k: v.unbind(0) for k, v in stacked.items()}
+        return torch.stack([functional_call(module, {**shared, **{k: v[t] for k, v in per_task.items()}},
+                                            (xt,), kwargs)
+                            for t, xt in enumerate(x.unbind(0))])
 
 
 class _Vmap(TaskExecutor):
