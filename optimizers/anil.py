@@ -48,6 +48,7 @@ def head_of(model: Learner) -> Learner:
 
 
 class ANIL(SGD):
+    name = "anil"
     supports_implicit = False
     implicit_reason = ("the implicit solver adapts every parameter; ANIL's head-only proximal "
                        "problem would need a solve over the head alone")

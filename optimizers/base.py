@@ -39,12 +39,28 @@ class OptimizerSpecError(ValueError):
     that cannot work with the backbone it is given."""
 
 
+#: Registered optimizers by name (`inner.optimizer: <name>`): every subclass that sets `name`.
+REGISTRY: dict[str, type] = {}
+
+
 class InnerLoopOptimizer(nn.Module):
+    #: Set it to register the class under this name (one file: the optimizer's own module).
+    name: str | None = None
     #: Can this optimizer's result be used with implicit (iMAML) hypergradients? Implicit
     #: differentiation assumes φ minimises the inner objective over all parameters, so it
     #: cannot see how φ got there; a variant that says no gives the reason below.
     supports_implicit = True
     implicit_reason = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name:
+            other = REGISTRY.get(name)
+            if other is not None and (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise OptimizerSpecError(f"inner optimizer name {name!r} is taken by "
+                                         f"{other.__module__}.{other.__qualname__}; pick another")
+            REGISTRY[name] = cls
 
     def __init__(self, model: nn.Module, inner_lr: float):
         super().__init__()

@@ -36,6 +36,7 @@ def multi_step_weights(steps: int, iteration: int, anneal_iters: int) -> list[fl
 
 
 class MAMLPlusPlus(InnerLoopOptimizer):
+    name = "mamlpp"
     supports_implicit = False
     implicit_reason = ("its per-step step sizes, multi-step loss and per-step batch norm "
                        "describe the inner trajectory, which the implicit hypergradient ignores")

@@ -7,6 +7,7 @@ from optimizers.sgd import SGD
 
 
 class MetaSGD(SGD):
+    name = "metasgd"
     supports_implicit = False
     implicit_reason = ("its learned step sizes do not change the proximal minimiser φ*, so the "
                        "implicit hypergradient gives them no gradient")

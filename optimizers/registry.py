@@ -4,13 +4,17 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from optimizers.anil import ANIL
-from optimizers.base import InnerLoopOptimizer, OptimizerSpecError
-from optimizers.mamlpp import MAMLPlusPlus
-from optimizers.metasgd import MetaSGD
-from optimizers.sgd import SGD
+import pkgutil
+from pathlib import Path
 
-OPTIMIZERS: dict[str, type] = {"sgd": SGD, "metasgd": MetaSGD, "anil": ANIL, "mamlpp": MAMLPlusPlus}
+from optimizers.base import REGISTRY, InnerLoopOptimizer, OptimizerSpecError
+
+# Every module of this package is imported, so each class that sets `name` registers itself:
+# adding a registered optimizer is its module plus its preset in configs/problems/.
+for _module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+    importlib.import_module(f"optimizers.{_module.name}")
+
+OPTIMIZERS: dict[str, type] = REGISTRY
 
 
 REQUIRED = ("adapt", "meta_parameters")

@@ -6,6 +6,8 @@ from optimizers.learner import Learner
 
 
 class SGD(InnerLoopOptimizer):
+    name = "sgd"
+
     @stack_aware
     def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
         return self.descend_steps(model, support_x, support_y, n_steps)

@@ -302,3 +302,29 @@ def test_bad_custom_optimizer_is_one_line(capsys, spec, needle):
     assert run.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and needle in err, err
+
+
+# ---- registering an optimizer ----------------------------------------------------------------
+def test_a_new_optimizer_registers_itself_by_name(tmp_path):
+    """Adding a registered inner optimizer is its module (a class that sets `name`) plus, if it
+    wants one, a preset: no registry to edit. Here: sign-SGD, trained by name."""
+    from optimizers import OPTIMIZERS, InnerLoopOptimizer, resolve_optimizer
+    from optimizers.base import stack_aware
+
+    class SignSGD(InnerLoopOptimizer):
+        name = "signsgd-test"
+
+        @stack_aware
+        def adapt(self, model, support_x, support_y, n_steps):
+            for step in range(n_steps):
+                grads = self.gradients(model, support_x, support_y, step)
+                model = self.descend(model, {k: g.sign() for k, g in grads.items()}, step)
+            return model
+
+    assert resolve_optimizer("signsgd-test") is SignSGD and OPTIMIZERS["signsgd-test"] is SignSGD
+    assert {"sgd", "metasgd", "anil", "mamlpp"} <= set(OPTIMIZERS)
+    out = tmp_path / "r"
+    assert run.main(["--dataset", "sinusoid", "--inner-optimizer", "signsgd-test", "--iterations", "3",
+                     "--out", str(out), "--set", "eval.episodes=4", "--set", "eval.val_episodes=4",
+                     "--set", "inner.steps=2"]) == 0
+    assert (out / "results.json").is_file()
