@@ -65,8 +65,11 @@ class ANIL(SGD):
         return [k for k in model.params if k.startswith(HEAD + ".")]
 
     @stack_aware
-    def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.first_order):
+    def adapt(self, model: Learner, support_x, support_y, n_steps: int, *, first_order=None,
+              iteration=None, checkpoint=False) -> Learner:
+        first_order, iteration = self.resolved(first_order, iteration)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not first_order):
             features = model.features(support_x)
-        head = super().adapt(head_of(model), features, support_y, n_steps)
+        head = super().adapt(head_of(model), features, support_y, n_steps, first_order=first_order,
+                             iteration=iteration, checkpoint=checkpoint)
         return model.with_params({k: head.params[k] for k in self.adapted_names(model)})

@@ -11,9 +11,13 @@ inputs stacked likewise) when the optimizer's `adapt` is stack-aware (the shared
 which every registered variant uses, are), else a one-task `Learner` per task: a user's class
 written against the one-task interface keeps working, adapted task by task. Whether the steps
 are differentiated through (MAML) or not (FOMAML, evaluation, iMAML's inner solve) is decided
-by the problem, which sets `first_order`; variants just call `gradients`.
+by the problem and passed to `adapt` (`first_order`, with the meta-`iteration`); an `adapt`
+written without those arguments finds them as attributes instead, and the shared steps read
+either.
 """
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import nn
@@ -65,11 +69,13 @@ class InnerLoopOptimizer(nn.Module):
     def __init__(self, model: nn.Module, inner_lr: float):
         super().__init__()
         self.inner_lr = float(inner_lr)
-        self.first_order = False  # set by the problem
         self.grad_clip = 0.0      # per-step global-norm clipping (0: off)
         self.grad_tol = 0.0       # stop when the gradient norm falls below (0: run all steps)
-        self.iteration = 0        # meta-iterations done; set by the problem (for schedules)
-        self.checkpoint_steps = False  # keep only φ between steps (set by the problem)
+        # What one adaptation asks for (first or second order, the meta-iteration) comes as
+        # arguments of `adapt`; these attributes only serve an `adapt` written without them
+        # (the problem sets them around its calls), and are what `None` arguments mean.
+        self.first_order = False
+        self.iteration = 0
 
     @classmethod
     def from_config(cls, model: nn.Module, cfg: dict) -> "InnerLoopOptimizer":
@@ -81,13 +87,23 @@ class InnerLoopOptimizer(nn.Module):
         """Extra arguments for models.build_backbone (e.g. per-step batch norm)."""
         return {}
 
-    def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
+    def adapt(self, model: Learner, support_x, support_y, n_steps: int, *,
+              first_order: bool | None = None, iteration: int | None = None,
+              checkpoint: bool = False) -> Learner:
+        """φ after `n_steps` inner steps from `model`. `first_order`: do not differentiate
+        through the steps (FOMAML, iMAML's inner solve, evaluation); `iteration`: meta-iterations
+        done (for schedules); `checkpoint`: keep only φ between second-order steps."""
         raise NotImplementedError
 
-    def query_objective(self, learner: Learner, query_x, query_y):
-        """One task's (outer loss, accuracy) from its adapted learner; variants whose outer
-        loss looks at the whole trajectory (MAML++'s multi-step loss) override it."""
+    def query_objective(self, learner: Learner, query_x, query_y, *, iteration: int | None = None):
+        """(outer loss, accuracy) from the adapted learner (per task on a TaskStack); variants
+        whose outer loss looks at the whole trajectory (MAML++'s multi-step loss) override it."""
         return learner.evaluate(query_x, query_y)
+
+    def resolved(self, first_order: bool | None = None, iteration: int | None = None):
+        """Arguments left None take the attributes (set for an `adapt` written without them)."""
+        return (self.first_order if first_order is None else first_order,
+                self.iteration if iteration is None else iteration)
 
     def meta_parameters(self) -> list[torch.Tensor]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -98,12 +114,14 @@ class InnerLoopOptimizer(nn.Module):
 
     # ---- shared steps -------------------------------------------------------------------
     def gradients(self, model: Learner, x, y, step: int | None = None,
-                  names: list[str] | None = None) -> dict[str, torch.Tensor]:
+                  names: list[str] | None = None, first_order: bool | None = None
+                  ) -> dict[str, torch.Tensor]:
         """∇φ of the inner objective (per task: on a TaskStack, the gradient of the summed task
         losses). Second order keeps the graph (create_graph); first order differentiates a
         detached copy, so φ stays linked to θ only through the update sums."""
         names = names if names is not None else self.adapted_names(model)
-        if self.first_order or not torch.is_grad_enabled():
+        first_order = self.resolved(first_order)[0]
+        if first_order or not torch.is_grad_enabled():
             probe = model.with_params({k: model.params[k].detach().requires_grad_() for k in names})
             with torch.enable_grad():
                 loss = probe.loss(x, y, step)
@@ -131,21 +149,23 @@ class InnerLoopOptimizer(nn.Module):
             return None
         return global_norm(grads, task_axis(model)) >= self.grad_tol
 
-    def descend_steps(self, model: Learner, x, y, n_steps: int, record: bool = False) -> Learner:
+    def descend_steps(self, model: Learner, x, y, n_steps: int, record: bool = False, *,
+                      first_order: bool | None = None, checkpoint: bool = False) -> Learner:
         """The inner loop: up to `n_steps` gradient steps (a task whose gradient norm falls
         below `grad_tol` stops there). The result knows the step that produced it (for per-step
-        layers) and, with `record`, keeps the learner after every step. With
-        `checkpoint_steps` (second order only) each step keeps just its input φ and rebuilds its
-        graph in the backward pass."""
+        layers) and, with `record`, keeps the learner after every step. With `checkpoint`
+        (second order only) each step keeps just its input φ and rebuilds its graph in the
+        backward pass."""
         trajectory, moving = [], None
-        checkpoint = self.checkpoint_steps and not self.first_order and torch.is_grad_enabled()
+        first_order = self.resolved(first_order)[0]
+        checkpoint = checkpoint and not first_order and torch.is_grad_enabled()
         if checkpoint and self.grad_tol > 0:
             raise ValueError("inner.checkpoint_steps cannot be combined with inner.grad_tol")
         for step in range(n_steps):
             if checkpoint:
                 model = self.checkpointed_step(model, x, y, step)
             else:
-                grads = self.gradients(model, x, y, step)
+                grads = self.gradients(model, x, y, step, first_order=first_order)
                 still = self.still_moving(grads, model)
                 if still is not None:
                     moving = still if moving is None else moving & still
@@ -163,17 +183,18 @@ class InnerLoopOptimizer(nn.Module):
         names = self.adapted_names(model)
 
         def descend(current, create_graph):
-            previous = self.first_order
-            self.first_order = not create_graph
-            try:
-                at = model.with_params(dict(zip(names, current)))
-                moved = self.descend(at, self.gradients(at, x, y, step, names), step)
-            finally:
-                self.first_order = previous
-            return [moved.params[k] for k in names]
+            at = model.with_params(dict(zip(names, current)))
+            grads = self.gradients(at, x, y, step, names, first_order=not create_graph)
+            return [self.descend(at, grads, step).params[k] for k in names]
 
         phi = checkpointed_step(descend, [model.params[k] for k in names], self.meta_parameters())
         return model.with_params(dict(zip(names, phi))).at_step(step)
+
+
+def takes(function, argument: str) -> bool:
+    """Whether `function` (an optimizer's adapt or query_objective) accepts `argument`."""
+    parameters = inspect.signature(function).parameters.values()
+    return any(p.name == argument or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def task_axis(model) -> bool:

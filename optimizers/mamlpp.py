@@ -65,23 +65,19 @@ class MAMLPlusPlus(InnerLoopOptimizer):
         rates = self.lrs[param_key(name)]
         return rates[min(step, len(rates) - 1)].clamp_min(self.min_lr)
 
-    def second_order_now(self) -> bool:
-        return not self.first_order and self.iteration >= self.first_order_iters
-
     @stack_aware
-    def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
-        previous = self.first_order
-        self.first_order = not self.second_order_now()
-        try:
-            return self.descend_steps(model, support_x, support_y, n_steps,
-                                      record=self.multi_step_loss)
-        finally:
-            self.first_order = previous
+    def adapt(self, model: Learner, support_x, support_y, n_steps: int, *, first_order=None,
+              iteration=None, checkpoint=False) -> Learner:
+        first_order, iteration = self.resolved(first_order, iteration)
+        second_order = not first_order and iteration >= self.first_order_iters  # DA
+        return self.descend_steps(model, support_x, support_y, n_steps, record=self.multi_step_loss,
+                                  first_order=not second_order, checkpoint=checkpoint)
 
-    def query_objective(self, learner: Learner, query_x, query_y):
+    def query_objective(self, learner: Learner, query_x, query_y, *, iteration=None):
         if not learner.trajectory:
             return learner.evaluate(query_x, query_y)
-        weights = multi_step_weights(len(learner.trajectory), self.iteration, self.msl_iters)
+        iteration = self.resolved(iteration=iteration)[1]
+        weights = multi_step_weights(len(learner.trajectory), iteration, self.msl_iters)
         # (per task, [T], when the learner is a TaskStack)
         loss = 0.0
         for weight, point in zip(weights, learner.trajectory):

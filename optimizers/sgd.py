@@ -9,5 +9,7 @@ class SGD(InnerLoopOptimizer):
     name = "sgd"
 
     @stack_aware
-    def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
-        return self.descend_steps(model, support_x, support_y, n_steps)
+    def adapt(self, model: Learner, support_x, support_y, n_steps: int, *, first_order=None,
+              iteration=None, checkpoint=False) -> Learner:
+        return self.descend_steps(model, support_x, support_y, n_steps,
+                                  first_order=first_order, checkpoint=checkpoint)

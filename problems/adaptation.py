@@ -9,13 +9,14 @@ itself is the optimizer's, on all tasks at once (a TaskStack); evaluation runs t
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 from betty.problems import ImplicitProblem
 from torch import nn
 
 from optimizers import InnerLoopOptimizer, Learner
-from optimizers.base import adapts_task_stacks
+from optimizers.base import adapts_task_stacks, takes
 from optimizers.executor import VMAP, check_setting, choose_executor
 from optimizers.learner import TaskStack
 from problems.distributed import ExplicitSync
@@ -33,6 +34,7 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         self.steps = steps
         self.adapted: list[Learner] = []   # each task's adapted learner (views of `stack`)
         self.stack: TaskStack | None = None  # all tasks' φ, when the optimizer adapts stacks
+        self.meta_iteration = 0  # meta-iterations done before this one (schedules read it)
 
     # ---- Betty plumbing -----------------------------------------------------------------
     def patch_optimizer(self):
@@ -46,7 +48,7 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
     def one_step_descent(self, batch=None):
         self.cur_batch = batch = self.get_batch() if batch is None else batch
         # Betty counts this step before calling; schedules (MAML++) read the iterations done.
-        self.inner_optimizer.iteration = max(self._count - 1, 0)
+        self.meta_iteration = max(self._count - 1, 0)
         self.adapt_meta_batch(batch)
         return {}
 
@@ -70,9 +72,10 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
                                   detach=detach)
 
     @contextlib.contextmanager
-    def settings(self, **values):
-        """Set attributes of the inner optimizer (first_order, checkpoint_steps) for one call."""
-        previous = {k: getattr(self.inner_optimizer, k) for k in values}
+    def as_attributes(self, **values):
+        """For an optimizer whose `adapt` or `query_objective` was written without the keyword
+        arguments: what they would say, as attributes of the optimizer for one call."""
+        previous = {k: getattr(self.inner_optimizer, k, None) for k in values}
         for k, v in values.items():
             setattr(self.inner_optimizer, k, v)
         try:
@@ -81,17 +84,31 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
             for k, v in previous.items():
                 setattr(self.inner_optimizer, k, v)
 
-    def adapt_tasks(self, start: TaskStack, x, y, steps: int, one_task_start) -> None:
+    def call_adapt(self, model, x, y, steps: int, first_order: bool, checkpoint: bool):
+        adapt = self.inner_optimizer.adapt
+        if takes(adapt, "first_order"):
+            kwargs = {"first_order": first_order, "iteration": self.meta_iteration}
+            if checkpoint:
+                kwargs["checkpoint"] = True
+            return adapt(model, x, y, steps, **kwargs)
+        with self.as_attributes(first_order=first_order, iteration=self.meta_iteration):
+            return adapt(model, x, y, steps)
+
+    def adapt_tasks(self, start: TaskStack, x, y, steps: int, one_task_start, *,
+                    first_order: bool, checkpoint: bool = False) -> None:
         """The inner loop for every task of a meta-batch: all at once through the optimizer's
         stack-aware `adapt`, or, for an optimizer written for one task, task by task from
         `one_task_start()`. Sets `self.stack` (None task by task) and `self.adapted`."""
+        if checkpoint and not takes(self.inner_optimizer.adapt, "checkpoint"):
+            raise ValueError(f"inner.checkpoint_steps needs an adapt that runs the shared inner "
+                             f"loop; {type(self.inner_optimizer).__name__} writes its own")
         if adapts_task_stacks(self.inner_optimizer):
-            self.stack = self.inner_optimizer.adapt(start, x, y, steps)
+            self.stack = self.call_adapt(start, x, y, steps, first_order, checkpoint)
             self.adapted = [self.stack.view(t) for t in range(len(start))]
         else:
             self.stack = None
-            self.adapted = [self.inner_optimizer.adapt(one_task_start(), x[t], y[t], steps)
-                            for t in range(len(start))]
+            self.adapted = [self.call_adapt(one_task_start(), x[t], y[t], steps, first_order,
+                                            checkpoint) for t in range(len(start))]
 
     def adapt_meta_batch(self, episode):
         """Training-time adaptation; sets `self.adapted`. Variants decide differentiability."""
@@ -100,13 +117,19 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
     def meta_objective(self, episode) -> dict:
         """The outer loss for this kind of lower level, with query accuracy for logging."""
         objective = getattr(self.inner_optimizer, "query_objective", None)
+        written_without = objective is not None and not takes(objective, "iteration")
         if objective is None:  # a user's optimizer that does not subclass InnerLoopOptimizer
             objective = lambda learner, x, y: learner.evaluate(x, y)  # noqa: E731
-        if self.stack is not None:
-            loss, acc = objective(self.stack, episode.query_x, episode.query_y)
-            return mean_stats(loss, [None] if acc is None else acc)
-        losses, accs = zip(*(objective(learner, episode.query_x[t], episode.query_y[t])
-                             for t, learner in enumerate(self.adapted)))
+        elif not written_without:
+            objective = functools.partial(objective, iteration=self.meta_iteration)
+        attributes = (self.as_attributes(iteration=self.meta_iteration) if written_without
+                      else contextlib.nullcontext())
+        with attributes:
+            if self.stack is not None:
+                loss, acc = objective(self.stack, episode.query_x, episode.query_y)
+                return mean_stats(loss, [None] if acc is None else acc)
+            losses, accs = zip(*(objective(learner, episode.query_x[t], episode.query_y[t])
+                                 for t, learner in enumerate(self.adapted)))
         return mean_stats(losses, accs)
 
     def evaluation_start(self, tasks: int) -> tuple[TaskStack, object]:
@@ -119,8 +142,8 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         start, one_task = self.evaluation_start(len(episode))
         saved = self.stack, self.adapted
         try:
-            with self.settings(first_order=True, checkpoint_steps=False):
-                self.adapt_tasks(start, episode.support_x, episode.support_y, steps, one_task)
+            self.adapt_tasks(start, episode.support_x, episode.support_y, steps, one_task,
+                             first_order=True)
             with torch.no_grad():
                 if self.stack is not None:
                     loss, acc = self.stack.detached().evaluate(episode.query_x, episode.query_y)

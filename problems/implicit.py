@@ -76,9 +76,9 @@ class ImplicitInner(TaskAdaptation):
                                   detach=True, anchor=anchor, prox=self.lam)
 
     def adapt_meta_batch(self, episode):
-        with self.settings(first_order=True, checkpoint_steps=False):
-            self.adapt_tasks(self.initial_stack(len(episode), detach=True), episode.support_x,
-                             episode.support_y, self.steps, lambda: self.initial_learner(detach=True))
+        self.adapt_tasks(self.initial_stack(len(episode), detach=True), episode.support_x,
+                         episode.support_y, self.steps, lambda: self.initial_learner(detach=True),
+                         first_order=True)
         if self.stack is not None:
             self.module.load_stacked(self.stack.params)
         else:

@@ -14,9 +14,9 @@ from problems.adaptation import TaskAdaptation
 
 class ReptileInner(TaskAdaptation):
     def adapt_meta_batch(self, episode):
-        with self.settings(first_order=True, checkpoint_steps=False):
-            self.adapt_tasks(self.initial_stack(len(episode), detach=True), episode.support_x,
-                             episode.support_y, self.steps, lambda: self.initial_learner(detach=True))
+        self.adapt_tasks(self.initial_stack(len(episode), detach=True), episode.support_x,
+                         episode.support_y, self.steps, lambda: self.initial_learner(detach=True),
+                         first_order=True)
         if self.stack is not None:
             self.stack = self.stack.detached()
             self.adapted = [self.stack.view(t) for t in range(len(episode))]

@@ -7,7 +7,6 @@ executor `inner.vectorize` picks); `checkpoint_steps` trades one extra forward/b
 for memory flat in the activations (optimizers/checkpointing.py)."""
 from __future__ import annotations
 
-from optimizers.base import adapts_task_stacks
 from problems.adaptation import TaskAdaptation
 
 
@@ -18,11 +17,7 @@ class UnrolledInner(TaskAdaptation):
         self.checkpoint_steps = checkpoint_steps
 
     def adapt_meta_batch(self, episode):
-        start = self.initial_stack(len(episode), detach=False)
-        checkpoint = self.checkpoint_steps and not self.use_first_order
-        if checkpoint and not adapts_task_stacks(self.inner_optimizer):
-            raise ValueError(f"inner.checkpoint_steps needs an optimizer whose adapt runs the shared "
-                             f"inner loop; {type(self.inner_optimizer).__name__} writes its own")
-        with self.settings(first_order=self.use_first_order, checkpoint_steps=checkpoint):
-            self.adapt_tasks(start, episode.support_x, episode.support_y, self.steps,
-                             lambda: self.initial_learner(detach=False))
+        self.adapt_tasks(self.initial_stack(len(episode), detach=False), episode.support_x,
+                         episode.support_y, self.steps, lambda: self.initial_learner(detach=False),
+                         first_order=self.use_first_order,
+                         checkpoint=self.checkpoint_steps and not self.use_first_order)
