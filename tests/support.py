@@ -59,3 +59,15 @@ def random_episode(tasks=1, ways=3, shots=2, query=3, shape=(1, 16, 16), seed=0,
 
 def flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def fails(capsys, argv, *needles) -> str:
+    """The shape of every user error: run.main(argv) exits 2 with one `error:` line on stderr
+    (no traceback) that contains every needle; returns the line."""
+    import run
+    assert run.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err

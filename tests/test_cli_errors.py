@@ -2,17 +2,8 @@
 fix and exit status 2, never a traceback."""
 import torch
 
-import run
 from engines import load_checkpoint
-
-
-def fails(capsys, argv, *needles):
-    assert run.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    for needle in needles:
-        assert needle in err, err
-    return err
+from support import fails
 
 
 def test_unknown_problem_lists_valid_ones(capsys):

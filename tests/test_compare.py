@@ -11,6 +11,7 @@ from compare.gradients import prepare
 from compare.measure import backbone_gradient, build_at, cast_episode, default_dtype
 from compare.reference import ReferenceSettings, dense_implicit_gradient, exact_solve_config, rel_err
 from engines.run_folder import RunFolderError
+from support import fails
 
 TINY = ["--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.lam=50", "--tasks", "2", "--repeats", "1",
         "--ref-steps", "300", "--seed", "3"]
@@ -85,16 +86,6 @@ def test_png_is_written(gradients_run):
 def test_unknown_problem_is_one_clear_error(capsys):
     assert run.main(["compare", "--problems", "nope"]) == 2
     assert "unknown problem 'nope'" in capsys.readouterr().err
-
-
-def fails(capsys, argv, *needles):
-    """The shape of every user error (tests/test_cli_errors.py): exit 2, one `error:` line."""
-    assert run.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 # A value outside each numeric flag's range, and the range the one-line error must name. The

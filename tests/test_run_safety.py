@@ -16,6 +16,7 @@ from configs import ConfigError, load_config
 from engines import checkpoint
 from engines.evaluation import format_metric
 from engines.meta_engine import MetaEngine
+from support import fails
 
 QUICK = ["--set", "eval.episodes=8", "--set", "eval.val_episodes=4", "--set", "eval.val_every=10",
          "--set", "eval.log_every=5", "--set", "checkpoint_every=5"]
@@ -24,15 +25,6 @@ QUICK = ["--set", "eval.episodes=8", "--set", "eval.val_episodes=4", "--set", "e
 def sinusoid(out, iterations=10, *extra):
     return ["--problem", "maml", "--dataset", "sinusoid", "--seed", "3", "--iterations",
             str(iterations), "--out", str(out), *QUICK, *extra]
-
-
-def one_line_error(capsys, argv, *needles) -> str:
-    assert run.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 def results(out) -> dict:
@@ -46,7 +38,7 @@ def test_a_second_run_in_a_used_folder_is_refused_and_the_first_is_kept(tmp_path
     out = tmp_path / "r"
     assert run.main(sinusoid(out)) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    one_line_error(capsys, sinusoid(out, 10, "--set", "inner.lr=0.02"),
+    fails(capsys, sinusoid(out, 10, "--set", "inner.lr=0.02"),
                    str(out), "already holds a run", f"--resume {out}", "--out", "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
@@ -128,12 +120,12 @@ def test_evaluate_episodes_and_steps(tmp_path, capsys):
     out = tmp_path / "r"
     assert run.main(sinusoid(out, 2)) == 0
     capsys.readouterr()
-    one_line_error(capsys, ["evaluate", "--checkpoint", str(out / "last.pt"), "--episodes", "0"],
+    fails(capsys, ["evaluate", "--checkpoint", str(out / "last.pt"), "--episodes", "0"],
                    "--episodes")
     assert run.main(["evaluate", "--checkpoint", str(out / "last.pt"), "--steps", "0",
                      "--episodes", "4"]) == 0
     assert "4 episodes, 0 steps" in capsys.readouterr().out   # the zero-step baseline, not 10
-    one_line_error(capsys, ["evaluate", "--checkpoint", str(out / "last.pt"), "--set", "inner.lr=1"],
+    fails(capsys, ["evaluate", "--checkpoint", str(out / "last.pt"), "--set", "inner.lr=1"],
                    "inner.lr", "data.*")
 
 
@@ -150,7 +142,7 @@ def test_resume_refuses_settings_that_would_make_another_run(tmp_path, capsys, e
     assert run.main(sinusoid(out, 10)) == 0
     before = (out / "last.pt").read_bytes()
     capsys.readouterr()
-    one_line_error(capsys, ["--resume", str(out), *extra], needle)
+    fails(capsys, ["--resume", str(out), *extra], needle)
     assert (out / "last.pt").read_bytes() == before
 
 
@@ -170,7 +162,7 @@ def test_resume_honours_and_records_budget_evaluation_and_data_root(tmp_path, ca
 
 
 def test_resume_takes_a_folder_and_says_so(tmp_path, capsys):
-    err = one_line_error(capsys, ["--resume", str(tmp_path)], "run folder holding last.pt", str(tmp_path))
+    err = fails(capsys, ["--resume", str(tmp_path)], "run folder holding last.pt", str(tmp_path))
     assert "best.pt" not in err
 
 
@@ -182,11 +174,11 @@ def test_a_damaged_checkpoint_is_refused_naming_the_intact_one(tmp_path, capsys)
     middle = len(raw) // 2
     raw[middle:middle + 8] = b"\x7f" * 8
     (out / "last.pt").write_bytes(bytes(raw))
-    one_line_error(capsys, ["evaluate", "--checkpoint", str(out / "last.pt")],
+    fails(capsys, ["evaluate", "--checkpoint", str(out / "last.pt")],
                    str(out / "last.pt"), "damaged", f"{out / 'best.pt'} is intact")
-    one_line_error(capsys, ["--resume", str(out), "--iterations", "30"], "damaged")
+    fails(capsys, ["--resume", str(out), "--iterations", "30"], "damaged")
     (out / "last.pt").write_bytes(bytes(raw[:len(raw) // 3]))
-    one_line_error(capsys, ["evaluate", "--checkpoint", str(out / "last.pt")], "truncated")
+    fails(capsys, ["evaluate", "--checkpoint", str(out / "last.pt")], "truncated")
 
 
 def test_checkpoints_are_readable_like_the_other_outputs(tmp_path):
@@ -208,7 +200,7 @@ def test_a_folder_that_becomes_unwritable_mid_run_ends_in_one_line(tmp_path, cap
         return real(*args, **kwargs)
 
     monkeypatch.setattr(checkpoint.tempfile, "mkstemp", unwritable_after_first)
-    one_line_error(capsys, sinusoid(out, 10), "cannot write", "Permission denied", "intact")
+    fails(capsys, sinusoid(out, 10), "cannot write", "Permission denied", "intact")
     assert checkpoint.load_checkpoint(out / "last.pt")["iteration"] == 5
 
 
@@ -230,7 +222,7 @@ def test_a_full_disk_ends_in_one_line_and_keeps_the_checkpoint(tmp_path, capsys,
     before = (out / "last.pt").read_bytes()
     monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode="wb": FillsUp(fd, "wb"))
     capsys.readouterr()
-    one_line_error(capsys, ["--resume", str(out), "--iterations", "15"], "disk full", "intact",
+    fails(capsys, ["--resume", str(out), "--iterations", "15"], "disk full", "intact",
                    f"--resume {out}")
     assert (out / "last.pt").read_bytes() == before
     assert not list(out.glob("*.tmp"))
@@ -249,7 +241,7 @@ def test_resume_removes_temporary_files_a_killed_save_left(tmp_path):
 def test_out_naming_a_file_ends_in_one_line(tmp_path, capsys):
     file = tmp_path / "a-file"
     file.write_text("x")
-    one_line_error(capsys, sinusoid(file, 2), "is a file", "--out")
+    fails(capsys, sinusoid(file, 2), "is a file", "--out")
     assert file.read_text() == "x"
 
 
@@ -262,23 +254,23 @@ def test_an_unwritable_run_folder_ends_in_one_line(tmp_path, capsys):
         folder = tmp_path / "ro"
         folder.mkdir()
         folder.chmod(0o500)
-    one_line_error(capsys, sinusoid(folder, 2), "cannot write to the run folder", str(folder), "--out")
+    fails(capsys, sinusoid(folder, 2), "cannot write to the run folder", str(folder), "--out")
 
 
 # ---- settings that used to pass or crash -------------------------------------------------
 def test_negative_seed_and_cuda_without_gpu_end_in_one_line(tmp_path, capsys):
-    one_line_error(capsys, sinusoid(tmp_path / "a", 2, "--seed", "-1"), "seed", ">= 0")
+    fails(capsys, sinusoid(tmp_path / "a", 2, "--seed", "-1"), "seed", ">= 0")
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: device=cuda is valid here")
-    one_line_error(capsys, sinusoid(tmp_path / "b", 2, "--set", "device=cuda"), "device=cpu")
+    fails(capsys, sinusoid(tmp_path / "b", 2, "--set", "device=cuda"), "device=cpu")
     assert not (tmp_path / "b").exists()
 
 
 def test_a_mistyped_value_names_the_type_and_the_presets_value(capsys):
-    err = one_line_error(capsys, ["--dataset", "sinusoid", "--set", "inner.lr=fast"], "must be a float",
+    err = fails(capsys, ["--dataset", "sinusoid", "--set", "inner.lr=fast"], "must be a float",
                          "0.01")
     assert "0.4" not in err  # the global default, not what this run had
-    one_line_error(capsys, ["--dataset", "sinusoid", "--set", "inner.steps=five"], "must be an int")
+    fails(capsys, ["--dataset", "sinusoid", "--set", "inner.steps=five"], "must be an int")
 
 
 def test_help_names_the_other_commands(capsys):

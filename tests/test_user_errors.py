@@ -9,15 +9,7 @@ import pytest
 
 import run
 from envs.paths import require
-
-
-def fails(capsys, argv, *needles):
-    assert run.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    for needle in needles:
-        assert needle in err, err
-    return err
+from support import fails
 
 
 # ---- an inner optimizer that does not implement adapt ---------------------------------------
