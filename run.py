@@ -13,7 +13,6 @@ error a user can cause ends in one line naming the fix and a non-zero exit.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 from pathlib import Path
@@ -24,13 +23,14 @@ import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*Gym has been unmaintained.*")
 
-from configs import (ConfigError, available_datasets, available_problems, flat_items,  # noqa: E402
-                     load_config, override_config, parse_override)
+from configs import (ConfigError, available_datasets, available_problems, load_config,  # noqa: E402
+                     parse_override)
 from configs.cli import Parser, at_least  # noqa: E402
 from envs import DataError, make_env  # noqa: E402
 from envs.paths import resolve_data_root  # noqa: E402
 from engines import CheckpointError, MetaEngine, TrainingDiverged, load_checkpoint  # noqa: E402
-from engines.evaluation import describe_protocol, divergence_hint, evaluate  # noqa: E402
+from engines.evaluation import describe_protocol, divergence_hint, evaluate, protocol_config  # noqa: E402
+from engines.resume import resume_folder, resumed_config  # noqa: E402
 from engines.run_folder import RunFolderError, check_writable, claim, default_run_dir, remove_orphans  # noqa: E402
 from optimizers import OptimizerSpecError  # noqa: E402
 from problems.factory import ProblemConfigError  # noqa: E402
@@ -46,9 +46,6 @@ COMMANDS_HELP = """other commands:
 FLAGS = {"seed": "--seed", "iterations": "--iterations", "data_root": "--data-root", "out": "--out",
          "data.train_name": "--train-dataset", "inner.optimizer": "--inner-optimizer",
          "problem": "--problem", "dataset": "--dataset"}
-#: What may change when a run is resumed: the budget, when and how it is evaluated and saved,
-#: and where the data lies or which device runs it. Everything else would make it another run.
-RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "data_root", "device", "eval.")
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -104,59 +101,15 @@ def source_of(key: str, args) -> str:
     return f"--config {args.config}"
 
 
-def resume_folder(args) -> Path:
-    folder = Path(args.resume)
-    if folder.is_file() and folder.name == "last.pt":  # the file instead of its folder: fine
-        folder = folder.parent
-    if not (folder / "last.pt").is_file():
-        found = "does not exist" if not folder.exists() else "holds no last.pt"
-        raise RunFolderError(f"--resume takes a run folder holding last.pt; {folder} {found}; pass "
-                             "the folder a run was started in (e.g. runs/maml-sinusoid-s0)")
-    if args.out is not None and Path(args.out).resolve() != folder.resolve():
-        raise RunFolderError(f"--resume continues in its own folder ({folder}); drop --out {args.out}")
-    if args.overwrite:
-        raise RunFolderError("--overwrite deletes a run and --resume continues one; give only one")
-    return folder
-
-
-def resumed_config(args, folder: Path, state: dict) -> tuple[dict, dict]:
-    """The saved config with the changes a resume may make; (config, {key: (old, new)}).
-    Refuses (one line) a change that would make it another run."""
-    saved = state["config"]
-    values = flag_values(args)
-    values.pop("out", None)
-    for key in ("problem", "dataset"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
-    cfg = override_config(saved, values, args.set, args.config)
-    if cfg["data"]["name"] != "sinusoid":  # compare data roots as absolute paths
-        cfg["data_root"] = str(resolve_data_root(cfg["data_root"]))
-    before, after = flat_items(saved), flat_items(cfg)
-    changed = {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
-    for key, (old, new) in changed.items():
-        if not key.startswith(RESUMABLE_CHANGES):
-            raise RunFolderError(
-                f"{folder} holds a {saved['problem']} run on {saved['dataset']} with {key}={old!r}; "
-                f"{source_of(key, args)} {new!r} cannot change when resuming; resume without it, or "
-                "start a new run with another --out")
-    done = state["iteration"]
-    if cfg["iterations"] < done:
-        raise ConfigError(f"{folder} is already at iteration {done}; pass --iterations {done} or "
-                          "more to resume it")
-    if "iterations" in changed and cfg["outer"]["schedule"] != "constant":
-        raise ConfigError(f"--iterations cannot change when resuming a run with outer.schedule="
-                          f"{cfg['outer']['schedule']} (its learning-rate schedule was laid out for "
-                          f"{saved['iterations']} iterations); start a new run with another --out")
-    cfg["out"] = str(folder)  # where the run is now (a moved folder is the same run)
-    return cfg, changed
-
-
 def train(argv) -> int:
     args = train_parser().parse_args(argv)
     if args.resume:
-        out = resume_folder(args)
+        out = resume_folder(args.resume, args.out, args.overwrite)
         state = load_checkpoint(out / "last.pt")
-        cfg, changed = resumed_config(args, out, state)
+        values = {k: v for k, v in flag_values(args).items() if k != "out"}
+        values.update({k: getattr(args, k) for k in ("problem", "dataset") if getattr(args, k)})
+        cfg, changed = resumed_config(out, state, values, args.set, args.config,
+                                      lambda key: source_of(key, args))
     else:
         state, changed = None, {}
         cfg = load_config(args.problem, args.dataset, args.set, flag_values(args), args.config)
@@ -222,36 +175,13 @@ def warn_if_diverged(summary, cfg) -> None:
         print(f"warning: {hint}", file=sys.stderr)
 
 
-#: What `evaluate --set` may change: the test protocol, never the trained model.
-EVALUATE_SETTABLE = ("data.", "eval.", "device")
-
-
-def evaluation_config(args, saved: dict) -> dict:
-    """The run's own test protocol (its data settings, split, data root, seed, episodes and
-    steps), with exactly the changes the flags ask for."""
-    for text in args.set:
-        key = parse_override(text)[0]
-        if not key.startswith(EVALUATE_SETTABLE):
-            raise ConfigError(f"--set {key}: evaluate re-tests the saved model, so only data.*, "
-                              "eval.* and device can be set")
-    cfg = copy.deepcopy(saved)
-    if args.dataset and args.dataset != saved["dataset"]:
-        preset = load_config(saved["problem"], args.dataset)
-        data = preset["data"]
-        if data["name"] == saved["data"]["name"]:  # same classes: keep the run's held-out split
-            data.update({k: saved["data"][k] for k in ("split_by", "split_fractions", "split_seed")})
-        cfg["data"], cfg["dataset"] = data, args.dataset
-    cfg["data"]["train_name"] = None  # only the test split is read
-    values = {"data_root": args.data_root, "eval.episodes": args.episodes, "eval.steps": args.steps}
-    return override_config(cfg, {k: v for k, v in values.items() if v is not None}, args.set)
-
-
 def evaluate_checkpoint(argv) -> int:
     args = evaluate_parser().parse_args(argv)
     path = Path(args.checkpoint)
     state = load_checkpoint(path)
     saved = state["config"]
-    cfg = evaluation_config(args, saved)
+    cfg = protocol_config(saved, dataset=args.dataset, data_root=args.data_root,
+                          episodes=args.episodes, steps=args.steps, overrides=args.set)
     env = make_env(cfg["data"], cfg["data_root"], cfg["seed"])
     engine = MetaEngine({**cfg, "iterations": 0}, env, progress=False)
     try:

@@ -2,10 +2,13 @@
 steps and report the mean query metric with a 95% confidence interval (1.96·std/√N)."""
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from configs import ConfigError, load_config, override_config, parse_override
 
 
 @dataclass
@@ -75,3 +78,29 @@ def describe_protocol(cfg: dict) -> str:
                 f"per class; classes split by {d['split_by']} {fractions}, split seed "
                 f"{d['split_seed']}, rotations {d['rotations']}), data root {cfg['data_root']}")
     return f"{data}, seed {cfg['seed']}, {e['episodes']} episodes x {e['steps']} steps"
+
+
+#: What a re-test may change: the test protocol, never the trained model.
+PROTOCOL_KEYS = ("data.", "eval.", "device")
+
+
+def protocol_config(saved: dict, *, dataset: str | None = None, data_root: str | None = None,
+                    episodes: int | None = None, steps: int | None = None,
+                    overrides: list[str] = ()) -> dict:
+    """A run's own test protocol (its data settings, class split, data root, seed, episodes and
+    steps, from its saved config), with exactly the changes asked for. Another `dataset` preset
+    on the same data keeps the run's split, so its test classes stay unseen."""
+    for text in overrides:
+        key = parse_override(text)[0]
+        if not key.startswith(PROTOCOL_KEYS):
+            raise ConfigError(f"--set {key}: evaluate re-tests the saved model, so only data.*, "
+                              "eval.* and device can be set")
+    cfg = copy.deepcopy(saved)
+    if dataset and dataset != saved["dataset"]:
+        data = load_config(saved["problem"], dataset)["data"]
+        if data["name"] == saved["data"]["name"]:
+            data.update({k: saved["data"][k] for k in ("split_by", "split_fractions", "split_seed")})
+        cfg["data"], cfg["dataset"] = data, dataset
+    cfg["data"]["train_name"] = None  # only the test split is read
+    values = {"data_root": data_root, "eval.episodes": episodes, "eval.steps": steps}
+    return override_config(cfg, {k: v for k, v in values.items() if v is not None}, list(overrides))
