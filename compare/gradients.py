@@ -76,7 +76,7 @@ def misfit(cfg: dict, theta: dict, shape: TaskShape, episode) -> str:
     else why not: the checkpoint's architecture, this dataset's input shape and outputs."""
     try:
         _, inner = build_at(cfg, None, shape)
-    except ProblemConfigError:
+    except ProblemConfigError:  # a ValueError too, but a config mistake, not a misfit
         raise
     except ValueError as err:  # e.g. a CNN backbone asked for a non-image dataset
         return str(err).split(";")[0]

@@ -187,14 +187,6 @@ class TaskStack(Learner):
             learner.trajectory = [point.view(t, trajectory=False) for point in self.trajectory]
         return learner
 
-    @classmethod
-    def of_tasks(cls, learners: list[Learner], executor: TaskExecutor = LOOP) -> "TaskStack":
-        """One-task learners (adapted one by one) stacked back together."""
-        first = learners[0]
-        params = {k: torch.stack([learner.params[k] for learner in learners]) for k in first.params}
-        return cls(first.backbone, params, first.task, frozenset(params), len(learners), executor,
-                   first.anchor, first.prox, first.step)
-
 
 def _prefixed(params: Params, prefix: str = "module.") -> Params:
     return {prefix + k: v for k, v in params.items()} if prefix else params
