@@ -23,8 +23,7 @@ import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*Gym has been unmaintained.*")
 
-from configs import (ConfigError, available_datasets, available_problems, load_config,  # noqa: E402
-                     parse_override)
+from configs import ConfigError, available_datasets, available_problems, parse_override  # noqa: E402
 from configs.cli import Parser, at_least  # noqa: E402
 from envs import DataError, make_env  # noqa: E402
 from envs.paths import resolve_data_root  # noqa: E402
@@ -34,6 +33,7 @@ from engines.resume import resume_folder, resumed_config  # noqa: E402
 from engines.run_folder import RunFolderError, check_writable, claim, default_run_dir, remove_orphans  # noqa: E402
 from optimizers import OptimizerSpecError  # noqa: E402
 from problems.factory import ProblemConfigError  # noqa: E402
+from problems.options import RunOptions, load_options  # noqa: E402
 
 USER_ERRORS = (ConfigError, DataError, OptimizerSpecError, ProblemConfigError, TrainingDiverged,
                CheckpointError, RunFolderError)
@@ -112,12 +112,12 @@ def train(argv) -> int:
                                       lambda key: source_of(key, args))
     else:
         state, changed = None, {}
-        cfg = load_config(args.problem, args.dataset, args.set, flag_values(args), args.config)
-        out = Path(cfg["out"]) if cfg["out"] else default_run_dir(cfg, load_config(cfg["problem"], cfg["dataset"]))
-        cfg["out"] = str(out)
-    if cfg["data"]["name"] != "sinusoid":  # record where the data is, for evaluate and resume
-        cfg["data_root"] = str(resolve_data_root(cfg["data_root"]))
-    env = make_env(cfg["data"], cfg["data_root"], cfg["seed"])
+        cfg = load_options(args.problem, args.dataset, args.set, flag_values(args), args.config)
+        out = Path(cfg.out) if cfg.out else default_run_dir(cfg, load_options(cfg.problem, cfg.dataset))
+        cfg = cfg.replace(out=str(out))
+    if cfg.data.name != "sinusoid":  # record where the data is, for evaluate and resume
+        cfg = cfg.replace(data_root=str(resolve_data_root(cfg.data_root)))
+    env = make_env(cfg.data, cfg.data_root, cfg.seed)
     engine = MetaEngine(cfg, env, out_dir=out, verbose=args.verbose, resume=state)
     if not engine.is_rank_zero():  # under torchrun, other ranks only train their share
         engine.run()
@@ -132,9 +132,9 @@ def train(argv) -> int:
                                "changed": {k: list(v) for k, v in changed.items()}})
         shown = "".join(f", {k} {old} -> {new}" for k, (old, new) in changed.items())
         print(f"resuming {out} at iteration {state['iteration']}{shown}", flush=True)
-    print(f"{cfg['problem']} on {cfg['dataset']}: {cfg['iterations']} iterations, "
-          f"meta-batch {cfg['data']['meta_batch']}, {cfg['inner']['steps']} inner steps "
-          f"(test: {cfg['eval']['episodes']} episodes x {cfg['eval']['steps']} steps), "
+    print(f"{cfg.problem} on {cfg.dataset}: {cfg.iterations} iterations, "
+          f"meta-batch {cfg.data.meta_batch}, {cfg.inner.steps} inner steps "
+          f"(test: {cfg.eval.episodes} episodes x {cfg.eval.steps} steps), "
           f"device {engine.device}, run folder {out}", flush=True)
     try:
         summary = engine.run()
@@ -146,20 +146,20 @@ def train(argv) -> int:
     return 0
 
 
-def resume_hint(out: Path, cfg: dict) -> str:
+def resume_hint(out: Path, cfg: RunOptions) -> str:
     """Where a stopped run can be continued from, as a command."""
     try:
         done = load_checkpoint(out / "last.pt")["iteration"]
     except CheckpointError:
-        return (f"no checkpoint was written yet (every checkpoint_every={cfg['checkpoint_every']} "
+        return (f"no checkpoint was written yet (every checkpoint_every={cfg.checkpoint_every} "
                 f"iterations); start again with --overwrite --out {out}")
     return f"{out / 'last.pt'} holds iteration {done}; continue with: python run.py --resume {out}"
 
 
 def print_summary(cfg, summary, train_seconds, out) -> None:
     metric = "accuracy" if summary.metric == "accuracy" else "MSE"
-    rows = [("problem", cfg["problem"]), ("dataset", cfg["dataset"]),
-            ("iterations", str(cfg["iterations"])), ("train time", f"{train_seconds:.1f} s"),
+    rows = [("problem", cfg.problem), ("dataset", cfg.dataset),
+            ("iterations", str(cfg.iterations)), ("train time", f"{train_seconds:.1f} s"),
             (f"test {metric}", f"{summary} (95% CI, {summary.episodes} episodes, "
                                f"{summary.steps} steps)"),
             ("results", str(out / "results.json"))]
@@ -170,7 +170,7 @@ def print_summary(cfg, summary, train_seconds, out) -> None:
 
 
 def warn_if_diverged(summary, cfg) -> None:
-    hint = divergence_hint(summary, cfg["inner"]["lr"])
+    hint = divergence_hint(summary, cfg.inner.lr)
     if hint:
         print(f"warning: {hint}", file=sys.stderr)
 
@@ -182,19 +182,19 @@ def evaluate_checkpoint(argv) -> int:
     saved = state["config"]
     cfg = protocol_config(saved, dataset=args.dataset, data_root=args.data_root,
                           episodes=args.episodes, steps=args.steps, overrides=args.set)
-    env = make_env(cfg["data"], cfg["data_root"], cfg["seed"])
-    engine = MetaEngine({**cfg, "iterations": 0}, env, progress=False)
+    env = make_env(cfg.data, cfg.data_root, cfg.seed)
+    engine = MetaEngine(cfg, env, progress=False)  # only its problems are used: no training
     try:
         engine.outer.module.load_state_dict(state["model"])
     except RuntimeError:
         raise CheckpointError(
-            f"{path} was trained on {saved['dataset']} and does not fit {cfg['dataset']} (input "
+            f"{path} was trained on {saved['dataset']} and does not fit {cfg.dataset} (input "
             f"shape {env.input_shape}, {env.output_dim} outputs); evaluate on a dataset with the "
             "same image size and ways") from None
     print(f"test protocol: {describe_protocol(cfg)}", flush=True)
-    summary = evaluate(engine.inner, env, "test", cfg["eval"]["episodes"], cfg["eval"]["steps"],
-                       cfg["data"]["meta_batch"])
-    print(f"{saved['problem']} on {cfg['dataset']} (checkpoint iteration {state['iteration']}): "
+    summary = evaluate(engine.inner, env, "test", cfg.eval.episodes, cfg.eval.steps,
+                       cfg.data.meta_batch)
+    print(f"{saved['problem']} on {cfg.dataset} (checkpoint iteration {state['iteration']}): "
           f"test {summary.metric} {summary} (95% CI, {summary.episodes} episodes, "
           f"{summary.steps} steps)")
     warn_if_diverged(summary, cfg)

@@ -31,13 +31,13 @@ def build(spec: dict, device: str):
     from envs import make_env
     from problems.system import TaskShape, build_system
     state = load_checkpoint(spec["checkpoint"]) if spec["checkpoint"] else None
-    from configs import load_config
-    cfg = state["config"] if state else load_config("maml", "omniglot5w1s")
+    from problems.options import RunOptions, load_options
+    cfg = RunOptions.parse(state["config"]) if state else load_options("maml", "omniglot5w1s")
     if spec.get("data_root"):
-        cfg = {**cfg, "data_root": spec["data_root"]}
-    env = make_env(cfg["data"], cfg["data_root"], cfg["seed"])
+        cfg = cfg.replace(data_root=spec["data_root"])
+    env = make_env(cfg.data, cfg.data_root, cfg.seed)
     vectorize = "always" if spec["way"] == "stack-vmap" else "never"
-    system = build_system({**cfg, "inner": {**cfg["inner"], "vectorize": vectorize}}, TaskShape.of(env))
+    system = build_system(cfg.replace(**{"inner.vectorize": vectorize}), TaskShape.of(env))
     if state:
         system.outer.module.load_state_dict(state["model"])
     inner = system.inner
@@ -61,7 +61,7 @@ def worker(spec: dict) -> dict:
     info = configure(spec["threads"])
     inner, env, cfg = build(spec, info["device"])
     inner.backbone.eval()
-    chunk = cfg["data"]["meta_batch"]
+    chunk = cfg.data.meta_batch
     scores, start = [], time.perf_counter()
     for first in range(0, spec["episodes"], chunk):
         episode = env.episodes("test", first, min(chunk, spec["episodes"] - first)).to(info["device"])

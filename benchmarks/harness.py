@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 
 from betty.logging.logger_base import get_logger  # noqa: E402
 
-from configs import load_config  # noqa: E402
+from problems.options import RunOptions, load_options  # noqa: E402
 from envs import Episode, make_env  # noqa: E402
 from problems.meta_gradient import compute_meta_gradient  # noqa: E402
 from problems.system import TaskShape, build_system  # noqa: E402
@@ -49,26 +49,26 @@ def configure(threads: int) -> dict:
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
-def config(problem: str, setting: str, **sets) -> dict:
+def config(problem: str, setting: str, **sets) -> RunOptions:
     dataset = SETTINGS[setting][0]
     overrides = {**STANDARD, **sets}
-    return load_config(problem, dataset, [f"{k}={v}" for k, v in overrides.items()])
+    return load_options(problem, dataset, [f"{k}={v}" for k, v in overrides.items()])
 
 
 def episodes(setting: str, count: int, device: str, seed: int = 0) -> list[Episode]:
     """`count` meta-batches every method sees in the same order: the real train split for
     Omniglot, random tensors (fixed seed) in the other setting's shapes."""
     cfg = config("maml", setting)
-    data = cfg["data"]
+    data = cfg.data
     if setting == "omniglot5w1s":
         env = make_env(data, os.environ.get("METALEARN_DATA_ROOT"), seed)
         out = [env.step() for _ in range(count)]
     else:
         g = torch.Generator().manual_seed(seed)
-        shape, ways, t = SETTINGS[setting][1], data["ways"], data["meta_batch"]
+        shape, ways, t = SETTINGS[setting][1], data.ways, data.meta_batch
         labels = lambda n: torch.arange(ways).repeat_interleave(n).repeat(t, 1)  # noqa: E731
-        out = [Episode(torch.rand(t, ways * data["shots"], *shape, generator=g), labels(data["shots"]),
-                       torch.rand(t, ways * data["query"], *shape, generator=g), labels(data["query"]))
+        out = [Episode(torch.rand(t, ways * data.shots, *shape, generator=g), labels(data.shots),
+                       torch.rand(t, ways * data.query, *shape, generator=g), labels(data.query))
                for _ in range(count)]
     return [e.to(device) for e in out]
 
@@ -77,8 +77,8 @@ class Ours:
     """This project's training path: problems.build_system, one Betty train_step per
     meta-iteration (inner adaptation, outer loss, hypergradient, Adam update)."""
 
-    def __init__(self, cfg: dict, setting: str, device: str, seed: int = 0, **attributes):
-        shape = TaskShape(SETTINGS[setting][1], "classification", cfg["data"]["ways"])
+    def __init__(self, cfg: RunOptions, setting: str, device: str, seed: int = 0, **attributes):
+        shape = TaskShape(SETTINGS[setting][1], "classification", cfg.data.ways)
         system = build_system(cfg, shape, seed=seed, strategy="gpu" if device == "cuda" else "cpu",
                               train_iters=10 ** 9)
         self.env, self.engine, self.outer, self.inner = system.env, system.engine, system.outer, system.inner

@@ -19,7 +19,7 @@ def _l2l(first_order=False):
         from benchmarks.baselines.l2l_maml import L2LMAML
         cfg = config("maml", setting)
         ref = Ours(cfg, setting, device, seed)  # the same initial θ as ours
-        return L2LMAML(ref.backbone, cfg["inner"]["lr"], cfg["inner"]["steps"], cfg["outer"]["lr"],
+        return L2LMAML(ref.backbone, cfg.inner.lr, cfg.inner.steps, cfg.outer.lr,
                        first_order=first_order)
     return build
 
@@ -27,10 +27,10 @@ def _l2l(first_order=False):
 def _betty_imaml(setting, device, seed=0):
     from benchmarks.baselines.betty_imaml import BettyIMAML
     cfg = config("imaml", setting)
-    inner = cfg["inner"]
+    inner = cfg.inner
     ref = Ours(cfg, setting, device, seed)
-    return BettyIMAML(ref.backbone, inner["lr"], inner["steps"], cfg["outer"]["lr"], inner["lam"],
-                      inner["solver_iters"], cfg["data"]["meta_batch"], device)
+    return BettyIMAML(ref.backbone, inner.lr, inner.steps, cfg.outer.lr, inner.lam,
+                      inner.solver_iters, cfg.data.meta_batch, device)
 
 
 def speed_methods() -> dict:

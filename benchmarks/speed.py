@@ -87,14 +87,14 @@ def main() -> None:
                 result = run_worker(__file__, {"method": name, "setting": setting, "iters": args.iters,
                                                "warmup": args.warmup, "threads": args.threads})
                 times[name] += result["times"]
-        tasks = config("maml", setting)["data"]["meta_batch"]
+        tasks = config("maml", setting).data.meta_batch
         for name in names:
             median = statistics.median(times[name])
             rows[setting, name] = tasks / median
             emit({"benchmark": "speed", "setting": setting, "source": SETTINGS[setting][2],
                   "method": name, "tasks_per_s": round(tasks / median, 3),
                   "median_s_per_iter": round(median, 4), "iters": len(times[name]),
-                  "rounds": args.rounds, "meta_batch": tasks, "inner_steps": config("maml", setting)["inner"]["steps"],
+                  "rounds": args.rounds, "meta_batch": tasks, "inner_steps": config("maml", setting).inner.steps,
                   **info})
     ratios = {f"{s}: {a}/{b}": round(rows[s, a] / rows[s, b], 3)
               for s in args.settings.split(",") for a, b in pairs if (s, a) in rows and (s, b) in rows}

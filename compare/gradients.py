@@ -3,7 +3,6 @@ the converged implicit hypergradient (compare.reference), timed and memory-profi
 (compare.measure). Returns the plain dict that compare.report writes and draws."""
 from __future__ import annotations
 
-import copy
 import sys
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ from compare.measure import DTYPES, build_at, cast_episode, default_dtype, measu
 from compare.memory import MEMORY_METHODS
 from compare.methods import Method, expand
 from compare.reference import ReferenceSettings, cosine, implicit_reference, own_target, rel_err
-from configs import load_config
+from problems.options import RunOptions, load_options
 from engines.checkpoint import CheckpointError, load_checkpoint
 from envs import make_env
 from problems.factory import ProblemConfigError
@@ -23,7 +22,7 @@ from problems.system import TaskShape
 @dataclass
 class Setup:
     """Everything every method shares: configs, θ, the meta-batch and where θ came from."""
-    configs: dict       # problem -> validated config
+    configs: dict       # problem -> its RunOptions
     theta: dict         # backbone state_dict
     shape: TaskShape
     episode: object
@@ -33,9 +32,9 @@ class Setup:
 def load_configs(problems, dataset, sets, values, saved_model=None) -> dict:
     configs = {}
     for problem in problems:
-        cfg = load_config(problem, dataset, sets, values)
+        cfg = load_options(problem, dataset, sets, values)
         if saved_model is not None:  # a checkpoint fixes the architecture
-            cfg["model"] = dict(saved_model)
+            cfg = cfg.replace(model=saved_model)
         configs[problem] = cfg
     return configs
 
@@ -45,7 +44,7 @@ def checkpoint_theta(path: str):
     state = load_checkpoint(path)
     prefix = "backbone."
     theta = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    return theta, state["config"]
+    return theta, RunOptions.parse(state["config"])
 
 
 def prepare(args, problems: list[str]) -> Setup:
@@ -55,12 +54,12 @@ def prepare(args, problems: list[str]) -> Setup:
     theta, saved, source = None, None, f"fresh initialisation from seed {args.seed}"
     if args.checkpoint:
         theta, saved = checkpoint_theta(args.checkpoint)
-        source = f"checkpoint {args.checkpoint} ({saved['problem']} on {saved['dataset']})"
-    dataset = args.dataset or (saved["dataset"] if saved else "sinusoid")
+        source = f"checkpoint {args.checkpoint} ({saved.problem} on {saved.dataset})"
+    dataset = args.dataset or (saved.dataset if saved else "sinusoid")
     names = list(dict.fromkeys([*problems, "imaml"]))  # imaml's config defines the reference λ
-    configs = load_configs(names, dataset, args.set, values, saved and saved["model"])
+    configs = load_configs(names, dataset, args.set, values, saved and saved.model)
     first = configs[names[0]]
-    env = make_env(first["data"], first["data_root"], args.seed)
+    env = make_env(first.data, first.data_root, args.seed)
     shape = TaskShape.of(env)
     if theta is None:
         _, inner = build_at(first, None, shape)
@@ -71,7 +70,7 @@ def prepare(args, problems: list[str]) -> Setup:
     return Setup(configs, theta, shape, episode, source)
 
 
-def misfit(cfg: dict, theta: dict, shape: TaskShape, episode) -> str:
+def misfit(cfg: RunOptions, theta: dict, shape: TaskShape, episode) -> str:
     """'' when the backbone `cfg` builds for `shape` takes θ's tensors and the episode's inputs,
     else why not: the checkpoint's architecture, this dataset's input shape and outputs."""
     try:
@@ -97,24 +96,20 @@ def misfit(cfg: dict, theta: dict, shape: TaskShape, episode) -> str:
     return ""
 
 
-def check_fits(cfg: dict, theta: dict, shape: TaskShape, episode, path: str, saved: dict) -> None:
+def check_fits(cfg: RunOptions, theta: dict, shape: TaskShape, episode, path: str, saved: RunOptions) -> None:
     """Refuse, in one line naming the fix, a checkpoint whose model does not fit the dataset."""
     reason = misfit(cfg, theta, shape, episode)
     if reason:
         raise CheckpointError(
-            f"{path} was trained on {saved['dataset']} ({saved['model']['backbone']} backbone) and "
-            f"does not fit {cfg['dataset']} (input shape {tuple(shape.input_shape)}, "
+            f"{path} was trained on {saved.dataset} ({saved.model.backbone} backbone) and "
+            f"does not fit {cfg.dataset} (input shape {tuple(shape.input_shape)}, "
             f"{shape.output_dim} output{'s' * (shape.output_dim != 1)}: {reason}); pass a "
-            f"--dataset with the same input shape and outputs as {saved['dataset']}, or omit "
-            f"--dataset to use {saved['dataset']}")
+            f"--dataset with the same input shape and outputs as {saved.dataset}, or omit "
+            f"--dataset to use {saved.dataset}")
 
 
-def method_config(cfg: dict, method: Method) -> dict:
-    cfg = copy.deepcopy(cfg)
-    for key, value in method.values().items():
-        section, name = key.split(".")
-        cfg[section][name] = value
-    return cfg
+def method_config(cfg: RunOptions, method: Method) -> RunOptions:
+    return cfg.replace(**method.values())
 
 
 def score(gradient: torch.Tensor, reference: torch.Tensor) -> dict:
@@ -131,10 +126,10 @@ def run_method(setup: Setup, method: Method, dtype, repeats: int, memory: bool):
         return measure(outer, inner, episode, repeats, memory), cfg, str(device)
 
 
-def row(method: Method, cfg: dict, result, reference) -> dict:
+def row(method: Method, cfg: RunOptions, result, reference) -> dict:
     out = {"label": method.label, "problem": method.problem, "kind": method.kind,
            "inner_steps": method.steps, "solver": method.solver, "solver_iters": method.solver_iters,
-           "lam": cfg["inner"]["lam"] if method.kind == "implicit" else None,
+           "lam": cfg.inner.lam if method.kind == "implicit" else None,
            **score(result.gradient, reference.gradient),
            "seconds": result.median_seconds, "seconds_all": result.seconds,
            "peak_bytes": result.peak_bytes}
@@ -152,14 +147,14 @@ class OwnTargets:
     def __init__(self, setup: Setup, settings: ReferenceSettings):
         self.setup, self.settings, self.cache = setup, settings, {}
 
-    def __call__(self, method: Method, cfg: dict, gradients: dict):
+    def __call__(self, method: Method, cfg: RunOptions, gradients: dict):
         if method.kind == "implicit":
-            key = (cfg["inner"]["lam"], cfg["inner"]["lr"], method.steps)
+            key = (cfg.inner.lam, cfg.inner.lr, method.steps)
             if key not in self.cache:
                 self.cache[key] = own_target(cfg, self.setup.theta, self.setup.shape,
                                              self.setup.episode, self.settings, method.steps)
             return self.cache[key]
-        if method.kind == "unrolled" and cfg["inner"]["first_order"]:
+        if method.kind == "unrolled" and cfg.inner.first_order:
             return gradients.get(("maml", method.steps))
         return None
 
@@ -179,17 +174,17 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
             gradients[(method.problem, method.steps)] = result.gradient
             rows.append(row(method, cfg, result, reference))
             target = own(method, cfg, gradients)
-            exact_itself = method.kind == "unrolled" and not cfg["inner"]["first_order"]
+            exact_itself = method.kind == "unrolled" and not cfg.inner.first_order
             rows[-1]["own_err"] = (0.0 if exact_itself else
                                    None if target is None else rel_err(result.gradient, target))
             log(f"  {method.label:<28} rel err {rows[-1]['rel_err']:.3e}  "
                 f"{1e3 * rows[-1]['seconds']:.2f} ms")
     first = setup.configs[problems[0]]
     return {
-        "dataset": first["dataset"], "seed": args.seed, "tasks": args.tasks, "split": args.split,
+        "dataset": first.dataset, "seed": args.seed, "tasks": args.tasks, "split": args.split,
         "dtype": args.dtype, "device": device, "problems": problems,
         "theta": {"source": setup.source, "parameters": reference.info["parameters"]},
-        "model": first["model"], "inner_lr": {p: c["inner"]["lr"] for p, c in setup.configs.items()},
+        "model": first.model.to_dict(), "inner_lr": {p: c.inner.lr for p, c in setup.configs.items()},
         "reference": reference.info,
         "metrics": {
             "cosine": "cosine similarity with the reference (1 = same direction)",

@@ -37,8 +37,8 @@ def cast_episode(episode, dtype: torch.dtype, device):
 
 def build_at(cfg: dict, theta: dict | None, shape: TaskShape):
     """(outer, inner) for `cfg` as training builds them, with the backbone set to θ (None: the
-    initialisation drawn from cfg["seed"])."""
-    system = build_system(cfg, shape, theta, strategy=engine_strategy(cfg["device"]))
+    initialisation drawn from cfg.seed)."""
+    system = build_system(cfg, shape, theta, strategy=engine_strategy(cfg.device))
     return system.outer, system.inner
 
 

@@ -41,13 +41,13 @@ class Method:
         return values
 
 
-def expand(problem: str, cfg: dict, inner_steps: list[int], cg_iters: list[int],
+def expand(problem: str, cfg, inner_steps: list[int], cg_iters: list[int],
            neumann_terms: list[int]) -> list[Method]:
     """The sweep for one problem, given its loaded config."""
-    kind = cfg["inner"]["kind"]
+    kind = cfg.inner.kind
     if kind != "implicit":
         return [Method(problem, kind, k) for k in inner_steps]
-    solver = cfg["inner"]["solver"]
+    solver = cfg.inner.solver
     iters = cg_iters if solver == "cg" else neumann_terms
     return [Method(problem, kind, k, solver, n) for k in inner_steps for n in iters]
 

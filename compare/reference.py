@@ -5,7 +5,6 @@ residual, and, for small models, also by a dense solve built from the explicit H
 independent check that does not use the project's solvers)."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -69,13 +68,12 @@ def inner_gradient_norm(inner, episode) -> float:
     return float(per_task.sqrt().max())
 
 
-def exact_solve_config(cfg: dict, settings: ReferenceSettings, steps: int, grad_tol: float) -> dict:
+def exact_solve_config(cfg, settings: ReferenceSettings, steps: int, grad_tol: float):
     """`cfg`'s implicit problem (its λ and inner lr) with K=`steps` and CG run to `cg_tol`."""
-    cfg = copy.deepcopy(cfg)
-    cfg["inner"].update(kind="implicit", solver="cg", steps=steps, grad_tol=grad_tol,
-                        solver_iters=settings.cg_iters, solver_tol=settings.cg_tol, damping=0.0,
-                        grad_clip=0.0)
-    return cfg
+    inner = {"kind": "implicit", "solver": "cg", "steps": steps, "grad_tol": grad_tol,
+             "solver_iters": settings.cg_iters, "solver_tol": settings.cg_tol, "damping": 0.0,
+             "grad_clip": 0.0}
+    return cfg.replace(**{f"inner.{k}": v for k, v in inner.items()})
 
 
 def solved_system(cfg: dict, theta: dict, shape: TaskShape, episode, settings: ReferenceSettings,
@@ -101,7 +99,7 @@ def implicit_reference(imaml_cfg: dict, theta: dict, shape: TaskShape, episode,
     much it still moves between half and all of the inner steps (its resolution: ReLU nets can
     have the proximal minimiser on a kink, where gradient descent chatters and never reaches
     the gradient tolerance)."""
-    lam = imaml_cfg["inner"]["lam"]
+    lam = imaml_cfg.inner.lam
     with default_dtype(torch.float64):
         half = solved_system(imaml_cfg, theta, shape, episode, settings,
                              max(settings.inner_steps // 2, 1), settings.grad_tol)[2]
@@ -119,7 +117,7 @@ def implicit_reference(imaml_cfg: dict, theta: dict, shape: TaskShape, episode,
                 "quantity (MAML's exact answer at K steps is itself), so their error says how far "
                 "each is from the implicit gradient, not how well it computes its own; own_err "
                 "measures that."),
-            "lam": lam, "inner_lr": imaml_cfg["inner"]["lr"], "inner_steps_cap": settings.inner_steps,
+            "lam": lam, "inner_lr": imaml_cfg.inner.lr, "inner_steps_cap": settings.inner_steps,
             "inner_grad_tol": settings.grad_tol, "inner_grad_norm": norm,
             "inner_converged": norm <= 10 * settings.grad_tol,
             "cg_iters_cap": settings.cg_iters, "cg_tol": settings.cg_tol,

@@ -10,31 +10,31 @@ from pathlib import Path
 
 from compare.report import hardware, write_json
 from compare.tables import format_table
-from configs import load_config
+from problems.options import RunOptions, load_options
 from engines.evaluation import format_metric
 from engines.meta_engine import MetaEngine
 from engines.run_folder import claim
 from envs import make_env
 
 
-def train_config(args, problem: str, out: Path) -> dict:
+def train_config(args, problem: str, out: Path) -> RunOptions:
     values = {"seed": args.seed, "iterations": args.iterations, "out": str(out / problem)}
     if args.data_root:
         values["data_root"] = args.data_root
     sets = list(args.set)
     if not any(s.startswith("eval.val_every=") for s in sets):  # enough points for a curve
         sets.append(f"eval.val_every={max(1, args.iterations // 10)}")
-    return load_config(problem, args.dataset or "sinusoid", sets, values)
+    return load_options(problem, args.dataset or "sinusoid", sets, values)
 
 
-def train_one(args, problem: str, cfg: dict) -> dict:
-    env = make_env(cfg["data"], cfg["data_root"], cfg["seed"])
-    engine = MetaEngine(cfg, env, out_dir=Path(cfg["out"]), progress=False, max_seconds=args.seconds,
+def train_one(args, problem: str, cfg: RunOptions) -> dict:
+    env = make_env(cfg.data, cfg.data_root, cfg.seed)
+    engine = MetaEngine(cfg, env, out_dir=Path(cfg.out), progress=False, max_seconds=args.seconds,
                             log=lambda line: print(f"  {problem}: {line}", flush=True))
     start = time.perf_counter()
     engine.run()
     print(f"  {problem}: done in {time.perf_counter() - start:.1f} s", flush=True)
-    return json.loads((Path(cfg["out"]) / "results.json").read_text())
+    return json.loads((Path(cfg.out) / "results.json").read_text())
 
 
 def summary(results: dict) -> dict:
@@ -88,7 +88,7 @@ def plot_training(runs: list[dict], path: Path, title: str) -> None:
 def compare_training(args, problems: list[str], out: Path) -> int:
     configs = {problem: train_config(args, problem, out) for problem in problems}
     for cfg in configs.values():  # every config is valid before any earlier run is touched
-        claim(Path(cfg["out"]), args.overwrite)
+        claim(Path(cfg.out), args.overwrite)
     runs = []
     for problem, cfg in configs.items():
         results = train_one(args, problem, cfg)

@@ -1,6 +1,8 @@
-"""YAML configuration: defaults, problem and dataset presets, and validated overrides."""
-from configs.loader import (ConfigError, available_datasets, available_problems, flat_items,
-                            load_config, override_config, parse_override)
+"""YAML configuration: defaults, problem and dataset presets, the merge of the layers, and the
+typed-options machinery every section is built with (configs/typed.py)."""
+from configs.loader import (available_datasets, available_problems, flat_items, merge_config,
+                            merge_more, parse_override)
+from configs.typed import ConfigError, Options, option
 
-__all__ = ["ConfigError", "available_datasets", "available_problems", "flat_items", "load_config",
-           "override_config", "parse_override"]
+__all__ = ["ConfigError", "Options", "available_datasets", "available_problems", "flat_items",
+           "merge_config", "merge_more", "option", "parse_override"]

@@ -1,7 +1,8 @@
-"""Merges configs/defaults.yaml, configs/problems/<p>.yaml, configs/datasets/<d>.yaml and
-`section.key=value` overrides, in that order, and rejects anything defaults.yaml does not
-know, with the list of valid keys or values. defaults.yaml is the schema: a key's type there
-is the type every layer must give it."""
+"""Merges configs/defaults.yaml, configs/problems/<p>.yaml, configs/datasets/<d>.yaml, a user's
+file and `section.key=value` overrides, in that order, into one mapping. Each layer is read as
+YAML text and given the type defaults.yaml gives its key (so a bad value is reported with the
+layer that set it); ranges and closed sets are checked once, when the mapping becomes typed
+options (problems/options.py, configs/typed.py)."""
 from __future__ import annotations
 
 import copy
@@ -10,36 +11,12 @@ from typing import Any
 
 import yaml
 
+from configs.typed import ConfigError
+
 HERE = Path(__file__).resolve().parent
 
-#: Keys with a closed set of values (key path -> allowed values).
-CHOICES = {
-    "device": ("auto", "cpu", "cuda"),
-    "data.name": ("sinusoid", "omniglot", "glyphs", "mini-imagenet", "cifar-fs"),
-    "data.train_name": (None, "sinusoid", "omniglot", "glyphs", "mini-imagenet", "cifar-fs"),
-    "data.rotations": ("train", "all", "none"),
-    "data.split_by": ("alphabet", "character"),
-    "model.backbone": ("cnn4", "mlp"),
-    "inner.kind": ("unrolled", "implicit", "reptile"),
-    "inner.solver": ("cg", "neumann"),
-    "inner.vectorize": ("auto", "always", "never"),
-    "outer.optimizer": ("adam", "sgd"),
-    "outer.schedule": ("constant", "cosine"),
-}
-#: Numbers that must be positive (> 0) or non-negative (>= 0).
-POSITIVE = {"iterations", "data.ways", "data.shots", "data.query", "data.meta_batch",
-            "model.hidden", "inner.lr", "inner.steps", "inner.lam", "inner.solver_iters",
-            "inner.power_iters", "outer.lr", "eval.episodes", "eval.val_episodes",
-            "eval.log_every"}
-NON_NEGATIVE = {"seed", "eval.steps", "checkpoint_every", "inner.grad_clip", "inner.grad_tol", "inner.solver_tol", "inner.damping",
-                "inner.neumann_alpha", "outer.min_lr_ratio", "eval.val_every", "data.split_seed",
-                "inner.mamlpp.min_lr", "inner.mamlpp.msl_iters", "inner.mamlpp.first_order_iters"}
 #: Keys whose default is null but that take a value of this type.
 NULLABLE = {"data_root": str, "out": str, "data.train_name": str}
-
-
-class ConfigError(ValueError):
-    """A config the program cannot run; the message names the fix."""
 
 
 def _names(folder: str) -> list[str]:
@@ -134,31 +111,6 @@ def _coerce(path: str, value: Any, current: Any, source: str) -> Any:
     return value
 
 
-def _get(cfg: dict, path: str):
-    node = cfg
-    for part in path.split("."):
-        node = node[part]
-    return node
-
-
-def _check_values(cfg: dict) -> None:
-    for path, allowed in CHOICES.items():
-        value = _get(cfg, path)
-        if value not in allowed:
-            shown = ", ".join("null" if a is None else str(a) for a in allowed)
-            raise ConfigError(f"{path}={value!r} is not valid; choose one of: {shown}")
-    for path in POSITIVE:
-        if not _get(cfg, path) > 0:
-            raise ConfigError(f"{path}={_get(cfg, path)!r} must be > 0")
-    for path in NON_NEGATIVE:
-        if _get(cfg, path) < 0:
-            raise ConfigError(f"{path}={_get(cfg, path)!r} must be >= 0")
-    fractions = cfg["data"]["split_fractions"]
-    if len(fractions) != 3 or any(f <= 0 for f in fractions):
-        raise ConfigError(f"data.split_fractions={fractions} must be three positive numbers "
-                          "(train, validation, test)")
-
-
 #: Keys that choose the presets themselves: read before the layers, never merged as values.
 PRESET_KEYS = ("problem", "dataset")
 
@@ -201,9 +153,9 @@ def _choose(key: str, given: str | None, layered: dict, user: dict, config_file:
     return chosen
 
 
-def load_config(problem: str | None, dataset: str | None, overrides: list[str] | None = None,
-                values: dict[str, Any] | None = None, config_file: str | None = None) -> dict:
-    """The validated config for `problem` on `dataset`. `values` are already-parsed flag
+def merge_config(problem: str | None, dataset: str | None, overrides: list[str] | None = None,
+                 values: dict[str, Any] | None = None, config_file: str | None = None) -> dict:
+    """The merged config mapping for `problem` on `dataset` (problems.load_options checks it). `values` are already-parsed flag
     values (e.g. {'seed': 3}); `overrides` are raw `key=value` strings from --set;
     `config_file` is a user's YAML, applied after the presets and before flags. A problem or
     dataset left None comes from `--set problem=...`, then the config file's `problem:`, then
@@ -227,20 +179,17 @@ def load_config(problem: str | None, dataset: str | None, overrides: list[str] |
         _merge(cfg, user, schema, config_file)
     _apply(cfg, schema, layered)
     cfg["problem"], cfg["dataset"] = problem, dataset
-    _check_values(cfg)
     return cfg
 
 
-def override_config(cfg: dict, values: dict[str, Any] | None = None,
-                    overrides: list[str] | None = None, config_file: str | None = None) -> dict:
-    """A copy of a finished config with more layers on top (e.g. settings changed on --resume),
-    validated as load_config validates."""
+def merge_more(cfg: dict, values: dict[str, Any] | None = None,
+               overrides: list[str] | None = None, config_file: str | None = None) -> dict:
+    """A copy of a merged config with more layers on top (e.g. settings changed on --resume)."""
     schema = read_yaml(HERE / "defaults.yaml")
     result = copy.deepcopy(cfg)
     if config_file:
         _merge(result, _user_file(config_file), schema, config_file)
     _apply(result, schema, _layer(values, overrides))
-    _check_values(result)
     return result
 
 

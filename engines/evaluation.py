@@ -2,13 +2,13 @@
 steps and report the mean query metric with a 95% confidence interval (1.96·std/√N)."""
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from configs import ConfigError, load_config, override_config, parse_override
+from configs import ConfigError, parse_override
+from problems.options import RunOptions, load_options, override_options
 
 
 @dataclass
@@ -67,17 +67,17 @@ def divergence_hint(summary: Summary, inner_lr: float) -> str:
             f"{summary.split} episodes; lower inner.lr (now {inner_lr}) or eval.steps (now {summary.steps})")
 
 
-def describe_protocol(cfg: dict) -> str:
+def describe_protocol(cfg: RunOptions) -> str:
     """The test protocol a config defines, in one line, so a re-test says what it measured."""
-    d, e = cfg["data"], cfg["eval"]
-    if d["name"] == "sinusoid":
-        data = f"sinusoid ({d['shots']} support and {d['query']} query points)"
+    d, e = cfg.data, cfg.eval
+    if d.name == "sinusoid":
+        data = f"sinusoid ({d.shots} support and {d.query} query points)"
     else:
-        fractions = "/".join(f"{f:g}" for f in d["split_fractions"])
-        data = (f"{d['name']} test split ({d['ways']}-way {d['shots']}-shot, {d['query']} queries "
-                f"per class; classes split by {d['split_by']} {fractions}, split seed "
-                f"{d['split_seed']}, rotations {d['rotations']}), data root {cfg['data_root']}")
-    return f"{data}, seed {cfg['seed']}, {e['episodes']} episodes x {e['steps']} steps"
+        fractions = "/".join(f"{f:g}" for f in d.split_fractions)
+        data = (f"{d.name} test split ({d.ways}-way {d.shots}-shot, {d.query} queries "
+                f"per class; classes split by {d.split_by} {fractions}, split seed "
+                f"{d.split_seed}, rotations {d.rotations}), data root {cfg.data_root}")
+    return f"{data}, seed {cfg.seed}, {e.episodes} episodes x {e.steps} steps"
 
 
 #: What a re-test may change: the test protocol, never the trained model.
@@ -86,7 +86,7 @@ PROTOCOL_KEYS = ("data.", "eval.", "device")
 
 def protocol_config(saved: dict, *, dataset: str | None = None, data_root: str | None = None,
                     episodes: int | None = None, steps: int | None = None,
-                    overrides: list[str] = ()) -> dict:
+                    overrides: list[str] = ()) -> RunOptions:
     """A run's own test protocol (its data settings, class split, data root, seed, episodes and
     steps, from its saved config), with exactly the changes asked for. Another `dataset` preset
     on the same data keeps the run's split, so its test classes stay unseen."""
@@ -95,12 +95,13 @@ def protocol_config(saved: dict, *, dataset: str | None = None, data_root: str |
         if not key.startswith(PROTOCOL_KEYS):
             raise ConfigError(f"--set {key}: evaluate re-tests the saved model, so only data.*, "
                               "eval.* and device can be set")
-    cfg = copy.deepcopy(saved)
-    if dataset and dataset != saved["dataset"]:
-        data = load_config(saved["problem"], dataset)["data"]
-        if data["name"] == saved["data"]["name"]:
-            data.update({k: saved["data"][k] for k in ("split_by", "split_fractions", "split_seed")})
-        cfg["data"], cfg["dataset"] = data, dataset
-    cfg["data"]["train_name"] = None  # only the test split is read
+    cfg = RunOptions.parse(saved)
+    if dataset and dataset != cfg.dataset:
+        data, run = load_options(cfg.problem, dataset).data, cfg.data
+        if data.name == run.name:
+            data = data.replace(split_by=run.split_by, split_fractions=run.split_fractions,
+                                split_seed=run.split_seed)
+        cfg = cfg.replace(data=data, dataset=dataset)
+    cfg = cfg.replace(**{"data.train_name": None})  # only the test split is read
     values = {"data_root": data_root, "eval.episodes": episodes, "eval.steps": steps}
-    return override_config(cfg, {k: v for k, v in values.items() if v is not None}, list(overrides))
+    return override_options(cfg, {k: v for k, v in values.items() if v is not None}, list(overrides))

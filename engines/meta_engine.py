@@ -22,35 +22,23 @@ from engines.checkpoint import (CheckpointError, capture_rng, load_checkpoint, r
 from engines.evaluation import Summary, divergence_hint, evaluate
 from engines.progress import Progress
 from engines.records import CsvLog, json_text, plot_curves, tensorboard_logger
-from problems import NonFiniteLoss, build_problems
+from problems import NonFiniteLoss, RunOptions, build_problems
+from problems.system import engine_strategy
 
 
 class TrainingDiverged(RuntimeError):
     """The meta-loss became NaN/inf; the message says where and what to lower."""
 
 
-def engine_strategy(device: str) -> str:
-    """Betty picks CUDA whenever torch sees one; make the choice explicit. Under torchrun
-    (WORLD_SIZE > 1) the run is data-parallel over the meta-batch."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return "distributed"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but torch sees no CUDA GPU here; use --set device=cpu "
-                          "(or device=auto), or run on a machine with a GPU")
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        return "gpu"
-    return "cpu"
-
-
 class MetaEngine(Engine):
-    def __init__(self, cfg: dict, env, out_dir: Path | None = None, verbose: bool = False,
+    def __init__(self, cfg: RunOptions, env, out_dir: Path | None = None, verbose: bool = False,
                  log=print, resume: dict | None = None, progress: bool = True,
                  max_seconds: float | None = None):
         get_logger().setLevel(logging.INFO if verbose else logging.WARNING)
-        torch.manual_seed(cfg["seed"])
+        torch.manual_seed(cfg.seed)
         problems, dependencies = build_problems(cfg, env.input_shape, env.task_kind, env.output_dim)
-        config = EngineConfig(train_iters=cfg["iterations"], valid_step=cfg["eval"]["val_every"],
-                              strategy=engine_strategy(cfg["device"]),
+        config = EngineConfig(train_iters=cfg.iterations, valid_step=cfg.eval.val_every,
+                              strategy=engine_strategy(cfg.device),
                               backend="nccl" if torch.cuda.is_available() else "gloo")
         self.cfg, self.out_dir, self.log = cfg, Path(out_dir) if out_dir else None, log
         self.history: list[dict] = []
@@ -100,14 +88,14 @@ class MetaEngine(Engine):
                 where = f" ({self.out_dir / 'last.pt'} is the last good checkpoint)"
             raise TrainingDiverged(
                 f"{err} at iteration {self.global_step}; lower outer.lr (now "
-                f"{self.cfg['outer']['lr']}) or inner.lr (now {self.cfg['inner']['lr']}), or set "
+                f"{self.cfg.outer.lr}) or inner.lr (now {self.cfg.inner.lr}), or set "
                 f"inner.grad_clip{where}") from None
         return dict(self.outer.last_stats)
 
     def validation(self):
-        e = self.cfg["eval"]
-        summary = evaluate(self.inner, self.env, "validation", e["val_episodes"], e["steps"],
-                           self.cfg["data"]["meta_batch"])
+        e = self.cfg.eval
+        summary = evaluate(self.inner, self.env, "validation", e.val_episodes, e.steps,
+                           self.cfg.data.meta_batch)
         stats = {"iteration": self.global_step, "split": "validation", "mean": summary.mean,
                  "ci95": summary.ci95, "loss": summary.loss, "seconds": self.elapsed()}
         self.record(stats)
@@ -115,7 +103,7 @@ class MetaEngine(Engine):
         if better:
             self.best = stats
             self.save("best.pt")
-        hint = divergence_hint(summary, self.cfg["inner"]["lr"])
+        hint = divergence_hint(summary, self.cfg.inner.lr)
         self.log(f"[validation] iteration {self.global_step}: {summary.metric} {summary}"
                  + ("  (best)" if better else "") + (f"  ({hint})" if hint else ""))
         return stats
@@ -145,7 +133,7 @@ class MetaEngine(Engine):
         return self.max_seconds is not None and self.elapsed() >= self.max_seconds
 
     def run(self) -> Summary | None:
-        e, total = self.cfg["eval"], self.cfg["iterations"]
+        e, total = self.cfg.eval, self.cfg.iterations
         self.open_records()
         self._started = time.perf_counter()
         bar = Progress(total, self.global_step, enabled=self.show_progress and self.is_rank_zero())
@@ -155,16 +143,16 @@ class MetaEngine(Engine):
             self.global_step += 1
             stats = self.train_step()
             bar.update(stats)
-            if self.global_step % e["log_every"] == 0 or self.global_step in (1, total):
+            if self.global_step % e.log_every == 0 or self.global_step in (1, total):
                 self.record({"iteration": self.global_step, "split": "train", **stats,
                              "seconds": self.elapsed()})
             if not self.is_rank_zero():
                 continue
-            if e["val_every"] and self.global_step % e["val_every"] == 0:
+            if e.val_every and self.global_step % e.val_every == 0:
                 self.eval()
                 self.validation()
                 self.train()
-            if self.cfg["checkpoint_every"] and self.global_step % self.cfg["checkpoint_every"] == 0:
+            if self.cfg.checkpoint_every and self.global_step % self.cfg.checkpoint_every == 0:
                 self.save("last.pt")
         bar.close()
         if not self.is_rank_zero():
@@ -173,7 +161,7 @@ class MetaEngine(Engine):
             return None
         # The final θ is a candidate too: validate it unless that just happened (and so a run
         # shorter than eval.val_every still gets a validation point and a best.pt).
-        if e["val_every"] and not self.validated_at(self.global_step):
+        if e.val_every and not self.validated_at(self.global_step):
             self.eval()
             self.validation()
         self.train_seconds, self._started = self.elapsed(), None
@@ -185,11 +173,11 @@ class MetaEngine(Engine):
         return summary
 
     def test(self) -> Summary:
-        e = self.cfg["eval"]
+        e = self.cfg.eval
         start = time.perf_counter()
         self.eval()
-        summary = evaluate(self.inner, self.env, "test", e["episodes"], e["steps"],
-                           self.cfg["data"]["meta_batch"])
+        summary = evaluate(self.inner, self.env, "test", e.episodes, e.steps,
+                           self.cfg.data.meta_batch)
         test_seconds = time.perf_counter() - start
         if self.out_dir:
             write_results(self.out_dir, self.cfg, summary, self, test_seconds)
@@ -202,8 +190,8 @@ class MetaEngine(Engine):
                 "iteration": self.global_step, "env": self.env.state_dict(),
                 "counts": {p.name: p._count for p in self.problems}, "rng": capture_rng(),
                 "history": self.history, "best": self.best, "train_seconds": self.elapsed(),
-                "resumes": self.resumes, "config": self.cfg, "problem": self.cfg["problem"],
-                "dataset": self.cfg["dataset"]}
+                "resumes": self.resumes, "config": self.cfg.to_dict(), "problem": self.cfg.problem,
+                "dataset": self.cfg.dataset}
 
     def save(self, name: str) -> None:
         if self.out_dir and self.is_rank_zero():
@@ -240,14 +228,14 @@ class MetaEngine(Engine):
             purge_step=self.resumed_at + 1 if self.resumed_at is not None else None)
 
 
-def write_results(out_dir: Path, cfg: dict, summary: Summary, engine: MetaEngine,
+def write_results(out_dir: Path, cfg: RunOptions, summary: Summary, engine: MetaEngine,
                   test_seconds: float) -> dict:
     results = {
-        "problem": cfg["problem"], "dataset": cfg["dataset"], "seed": cfg["seed"],
+        "problem": cfg.problem, "dataset": cfg.dataset, "seed": cfg.seed,
         "iterations": engine.global_step, "train_seconds": round(engine.train_seconds, 3),
         "test_seconds": round(test_seconds, 3), "device": str(engine.device),
         "test": summary.as_dict(), "best_validation": engine.best,
-        "history": engine.history, "resumes": engine.resumes, "config": cfg,
+        "history": engine.history, "resumes": engine.resumes, "config": cfg.to_dict(),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json_text(results))

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from configs import ConfigError, flat_items, override_config
+from configs import ConfigError, flat_items
+from problems.options import RunOptions, override_options
 from engines.run_folder import RunFolderError
 from envs.paths import resolve_data_root
 
@@ -35,15 +36,15 @@ def resume_folder(given: str, out: str | None = None, overwrite: bool = False) -
 
 
 def resumed_config(folder: Path, state: dict, values: dict, overrides: list[str],
-                   config_file: str | None, source_of: Callable[[str], str]) -> tuple[dict, dict]:
+                   config_file: str | None, source_of: Callable[[str], str]) -> tuple[RunOptions, dict]:
     """The saved config with the requested changes; (config, {key: (old, new)}). `values` are
     flag values by config key, `overrides` the --set strings; `source_of(key)` says how the user
     asked for a key (for the one-line refusal)."""
     saved = state["config"]
-    cfg = override_config(saved, values, overrides, config_file)
-    if cfg["data"]["name"] != "sinusoid":  # compare data roots as absolute paths
-        cfg["data_root"] = str(resolve_data_root(cfg["data_root"]))
-    before, after = flat_items(saved), flat_items(cfg)
+    cfg = override_options(RunOptions.parse(saved), values, overrides, config_file)
+    if cfg.data.name != "sinusoid":  # compare data roots as absolute paths
+        cfg = cfg.replace(data_root=str(resolve_data_root(cfg.data_root)))
+    before, after = flat_items(saved), flat_items(cfg.to_dict())
     changed = {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
     for key, (old, new) in changed.items():
         if not key.startswith(RESUMABLE_CHANGES):
@@ -52,12 +53,11 @@ def resumed_config(folder: Path, state: dict, values: dict, overrides: list[str]
                 f"{source_of(key)} {new!r} cannot change when resuming; resume without it, or "
                 "start a new run with another --out")
     done = state["iteration"]
-    if cfg["iterations"] < done:
+    if cfg.iterations < done:
         raise ConfigError(f"{folder} is already at iteration {done}; pass --iterations {done} or "
                           "more to resume it")
-    if "iterations" in changed and cfg["outer"]["schedule"] != "constant":
+    if "iterations" in changed and cfg.outer.schedule != "constant":
         raise ConfigError(f"--iterations cannot change when resuming a run with outer.schedule="
-                          f"{cfg['outer']['schedule']} (its learning-rate schedule was laid out for "
+                          f"{cfg.outer.schedule} (its learning-rate schedule was laid out for "
                           f"{saved['iterations']} iterations); start a new run with another --out")
-    cfg["out"] = str(folder)  # where the run is now (a moved folder is the same run)
-    return cfg, changed
+    return cfg.replace(out=str(folder)), changed  # where the run is now (a moved folder is the same run)

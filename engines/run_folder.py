@@ -21,14 +21,14 @@ class RunFolderError(ValueError):
     """A run folder that cannot be used; the message names the fix."""
 
 
-def default_run_dir(cfg: dict, preset: dict, root: str = "runs") -> Path:
+def default_run_dir(cfg, preset, root: str = "runs") -> Path:
     """runs/<problem>-<dataset>-s<seed>, plus a short hash of every setting that differs from
     the presets (flags, --set, --config, another inner optimizer or train dataset), so two
     different configurations never share a folder and the same one always finds its own."""
     from configs import flat_items
-    mine, base = flat_items(cfg), flat_items(preset)
+    mine, base = flat_items(cfg.to_dict()), flat_items(preset.to_dict())
     changed = {k: v for k, v in sorted(mine.items()) if k not in NOT_IN_NAME and base.get(k) != v}
-    name = f"{cfg['problem']}-{cfg['dataset']}-s{cfg['seed']}"
+    name = f"{cfg.problem}-{cfg.dataset}-s{cfg.seed}"
     if changed:
         digest = hashlib.sha1(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()
         name += f"-{digest[:8]}"

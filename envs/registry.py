@@ -7,7 +7,7 @@ from .glyphs import load_glyphs
 from .maml_env import MAMLEnv
 from .mini_imagenet import load_mini_imagenet
 from .omniglot import load_omniglot
-from .options import parse_options
+from .options import DataOptions
 from .paths import resolve_data_root
 from .sinusoid import load_sinusoid
 
@@ -21,9 +21,10 @@ DATASETS = {
 }
 
 
-def make_env(data: dict, data_root: str | None, seed: int) -> MAMLEnv:
-    """Load the named dataset (and train_name's train split, if set) and wrap it in a MAMLEnv."""
-    options = parse_options(data, DATASETS)
+def make_env(data: DataOptions | dict, data_root: str | None, seed: int) -> MAMLEnv:
+    """Load the named dataset (and train_name's train split, if set) and wrap it in a MAMLEnv.
+    `data`: the run's DataOptions, or a mapping of its keys (the rest take their defaults)."""
+    options = data if isinstance(data, DataOptions) else DataOptions.parse(data)
     root = resolve_data_root(data_root)
     samplers = DATASETS[options.name](root, options)
     if options.train_name and options.train_name != options.name:

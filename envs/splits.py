@@ -15,6 +15,8 @@ from .errors import DataError
 from .pool import ClassPool
 
 SPLITS = ("train", "validation", "test")
+#: What a held-out split keeps apart: whole alphabets (groups), or single characters.
+SPLIT_BY = ("alphabet", "character")
 SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 
 

@@ -78,12 +78,13 @@ class InnerLoopOptimizer(nn.Module):
         self.iteration = 0
 
     @classmethod
-    def from_config(cls, model: nn.Module, cfg: dict) -> "InnerLoopOptimizer":
-        """Built from a run's config; variants with their own settings read them here."""
-        return cls(model, cfg["inner"]["lr"])
+    def from_config(cls, model: nn.Module, options) -> "InnerLoopOptimizer":
+        """Built from a run's options (problems.RunOptions); variants with their own settings
+        read them here (`options.inner.lr`, ...)."""
+        return cls(model, options.inner.lr)
 
     @classmethod
-    def backbone_options(cls, cfg: dict) -> dict:
+    def backbone_options(cls, options) -> dict:
         """Extra arguments for models.build_backbone (e.g. per-step batch norm)."""
         return {}
 

@@ -59,12 +59,6 @@ class _Vmap(TaskExecutor):
 LOOP, VMAP = _Loop(), _Vmap()
 
 
-def check_setting(setting: str) -> str:
-    if setting not in SETTINGS:
-        raise ValueError(f"inner.vectorize must be one of {', '.join(SETTINGS)}, got {setting!r}")
-    return setting
-
-
 def vmappable(backbone: nn.Module) -> bool:
     """No state updated in place: running batch-norm statistics (any module that tracks them)
     cannot be written from inside vmap."""
@@ -84,6 +78,6 @@ def prefers_vmap(backbone: nn.Module) -> bool:
 def choose_executor(setting: str, backbone: nn.Module) -> TaskExecutor:
     """The executor for `inner.vectorize` on this backbone and device (decided per call: the
     device may change after construction)."""
-    if check_setting(setting) == "never" or not vmappable(backbone):
+    if setting == "never" or not vmappable(backbone):
         return LOOP
     return VMAP if setting == "always" or prefers_vmap(backbone) else LOOP

@@ -16,7 +16,9 @@ step's step sizes and batch-norm parameters.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 
+from configs.typed import Options, option
 from optimizers.base import InnerLoopOptimizer, param_key, rate_table, stack_aware
 from optimizers.learner import Learner
 
@@ -35,6 +37,18 @@ def multi_step_weights(steps: int, iteration: int, anneal_iters: int) -> list[fl
     return [earlier] * (steps - 1) + [1.0 - earlier * (steps - 1)]
 
 
+@dataclass(frozen=True)
+class MamlppOptions(Options):
+    """`inner.mamlpp`: each piece of MAML++ switchable (see configs/defaults.yaml)."""
+    section = "inner.mamlpp"
+    learned_lrs: bool = option()
+    min_lr: float = option(at_least=0)
+    multi_step_loss: bool = option()
+    msl_iters: int = option(at_least=0)
+    per_step_bn: bool = option()
+    first_order_iters: int = option(at_least=0)
+
+
 class MAMLPlusPlus(InnerLoopOptimizer):
     name = "mamlpp"
     supports_implicit = False
@@ -50,16 +64,17 @@ class MAMLPlusPlus(InnerLoopOptimizer):
         self.msl_iters, self.first_order_iters = msl_iters, first_order_iters
 
     @classmethod
-    def from_config(cls, model, cfg):
-        inner, options = cfg["inner"], dict(cfg["inner"]["mamlpp"])
-        options.pop("per_step_bn")
-        return cls(model, inner["lr"], inner["steps"], **options)
+    def from_config(cls, model, options):
+        inner, own = options.inner, options.inner.mamlpp
+        return cls(model, inner.lr, inner.steps, learned_lrs=own.learned_lrs, min_lr=own.min_lr,
+                   multi_step_loss=own.multi_step_loss, msl_iters=own.msl_iters,
+                   first_order_iters=own.first_order_iters)
 
     @classmethod
-    def backbone_options(cls, cfg):
-        if not cfg["inner"]["mamlpp"]["per_step_bn"]:
+    def backbone_options(cls, options):
+        if not options.inner.mamlpp.per_step_bn:
             return {}
-        return {"bn_steps": cfg["inner"]["steps"], "track_bn": True}
+        return {"bn_steps": options.inner.steps, "track_bn": True}
 
     def step_size(self, name: str, step: int):
         rates = self.lrs[param_key(name)]

@@ -17,7 +17,7 @@ from torch import nn
 
 from optimizers import InnerLoopOptimizer, Learner
 from optimizers.base import adapts_task_stacks, takes
-from optimizers.executor import VMAP, check_setting, choose_executor
+from optimizers.executor import VMAP, choose_executor
 from optimizers.learner import TaskStack
 from problems.distributed import ExplicitSync
 
@@ -27,7 +27,7 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
                  task_kind: str, steps: int, module: nn.Module | None = None,
                  vectorize: str = "auto"):
         super().__init__(name, config, module=module if module is not None else nn.Module())
-        self.vectorize = check_setting(vectorize)
+        self.vectorize = vectorize  # one of optimizers.executor.SETTINGS (checked in InnerOptions)
         self.backbone = backbone
         self.inner_optimizer = inner_optimizer
         self.task_kind = task_kind

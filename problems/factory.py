@@ -1,4 +1,4 @@
-"""Builds the two levels from a validated config: swapping the lower level is one value,
+"""Builds the two levels from a run's options: swapping the lower level is one value,
 `inner.kind`, and the inner-loop optimizer is `inner.optimizer` (a name or module:Class)."""
 from __future__ import annotations
 
@@ -13,82 +13,77 @@ from problems.outer import MetaModel, Outer
 from problems.reptile import ReptileInner, reptile_conflict
 from problems.unrolled import UnrolledInner
 
-INNER_KINDS = ("unrolled", "implicit", "reptile")
+#: `inner.kind`: the lower-level problems, by name.
+LOWER_LEVELS = {"unrolled": UnrolledInner, "implicit": ImplicitInner, "reptile": ReptileInner}
+#: `outer.optimizer` and `outer.schedule`.
+OUTER_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+SCHEDULES = ("constant", "cosine")
 
 
 class ProblemConfigError(ValueError):
     """A combination of settings that cannot work, with the reason."""
 
 
-def build_inner_optimizer(cfg: dict, backbone, cls: type | None = None):
-    inner = cfg["inner"]
-    cls = cls or resolve_optimizer(inner["optimizer"])
+def build_inner_optimizer(options, backbone, cls: type | None = None):
+    inner = options.inner
+    cls = cls or resolve_optimizer(inner.optimizer)
     # from_config: variants with settings of their own; a user's class may only take (model, lr)
     make = getattr(cls, "from_config", None)
-    optimizer = make(backbone, cfg) if make else cls(backbone, inner["lr"])
-    optimizer.grad_clip = inner["grad_clip"]
-    optimizer.grad_tol = inner["grad_tol"]
+    optimizer = make(backbone, options) if make else cls(backbone, inner.lr)
+    optimizer.grad_clip = inner.grad_clip
+    optimizer.grad_tol = inner.grad_tol
     return optimizer
 
 
-def build_outer_optimizer(cfg: dict, meta_model: MetaModel):
-    outer = cfg["outer"]
-    params = meta_model.parameters()
-    if outer["optimizer"] == "adam":
-        optimizer = torch.optim.Adam(params, lr=outer["lr"])
-    else:
-        optimizer = torch.optim.SGD(params, lr=outer["lr"])
+def build_outer_optimizer(options, meta_model: MetaModel):
+    outer = options.outer
+    optimizer = OUTER_OPTIMIZERS[outer.optimizer](meta_model.parameters(), lr=outer.lr)
     scheduler = None
-    if outer["schedule"] == "cosine":
+    if outer.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(cfg["iterations"], 1), eta_min=outer["lr"] * outer["min_lr_ratio"])
+            optimizer, T_max=max(options.iterations, 1), eta_min=outer.lr * outer.min_lr_ratio)
     return optimizer, scheduler
 
 
-def build_problems(cfg: dict, input_shape: tuple, task_kind: str, out_features: int):
-    """Returns (problems, dependencies) ready for a Betty Engine."""
+def build_problems(options, input_shape: tuple, task_kind: str, out_features: int):
+    """Returns (problems, dependencies) ready for a Betty Engine. `options`: problems.RunOptions."""
     # Betty routes the implicit lower level's hypergradient (Config(type="imaml")) through its
     # jvp_fn_mapping; add the project's entry there before any Betty problem exists.
     hypergradient.register()
-    model_cfg, inner = cfg["model"], cfg["inner"]
-    cls = resolve_optimizer(inner["optimizer"])
-    options = cls.backbone_options(cfg) if hasattr(cls, "backbone_options") else {}
-    backbone = build_backbone(model_cfg["backbone"], input_shape, out_features, model_cfg["hidden"],
-                              **options)
-    inner_optimizer = build_inner_optimizer(cfg, backbone, cls)
+    model, inner = options.model, options.inner
+    cls = resolve_optimizer(inner.optimizer)
+    extra = cls.backbone_options(options) if hasattr(cls, "backbone_options") else {}
+    backbone = build_backbone(model.backbone, input_shape, out_features, model.hidden, **extra)
+    inner_optimizer = build_inner_optimizer(options, backbone, cls)
     meta_model = MetaModel(backbone, inner_optimizer)
-    optimizer, scheduler = build_outer_optimizer(cfg, meta_model)
+    optimizer, scheduler = build_outer_optimizer(options, meta_model)
     # retain_graph: the implicit path differentiates the outer loss a second time (w.r.t. φ).
     outer = Outer("outer", Config(retain_graph=True), meta_model, optimizer, scheduler)
 
-    kind = inner["kind"]
     common = dict(backbone=backbone, inner_optimizer=inner_optimizer, task_kind=task_kind,
-                  steps=inner["steps"], vectorize=inner["vectorize"])
-    if kind == "unrolled":
-        lower = UnrolledInner("inner", Config(), first_order=inner["first_order"],
-                              checkpoint_steps=inner["checkpoint_steps"], **common)
+                  steps=inner.steps, vectorize=inner.vectorize)
+    if inner.kind == "unrolled":
+        lower = UnrolledInner("inner", Config(), first_order=inner.first_order,
+                              checkpoint_steps=inner.checkpoint_steps, **common)
         u2l = {}  # the hypergradient flows through the unrolled graph itself
-    elif kind == "implicit":
+    elif inner.kind == "implicit":
         if not getattr(inner_optimizer, "supports_implicit", True):
             reason = getattr(inner_optimizer, "implicit_reason", "") or (
                 "implicit gradients assume φ minimises the inner objective, which its meta-"
                 "parameters do not change, so they would get no meta-gradient")
             raise ProblemConfigError(
-                f"inner optimizer {inner['optimizer']!r} cannot be used with inner.kind=implicit: "
+                f"inner optimizer {inner.optimizer!r} cannot be used with inner.kind=implicit: "
                 f"{reason}; use inner.kind=unrolled")
         lower = ImplicitInner(
-            "inner", Config(type="imaml"), lam=inner["lam"], solver=inner["solver"],
-            solver_iters=inner["solver_iters"], solver_tol=inner["solver_tol"],
-            damping=inner["damping"], power_iters=inner["power_iters"],
-            neumann_alpha=inner["neumann_alpha"], **common)
+            "inner", Config(type="imaml"), lam=inner.lam, solver=inner.solver,
+            solver_iters=inner.solver_iters, solver_tol=inner.solver_tol, damping=inner.damping,
+            power_iters=inner.power_iters, neumann_alpha=inner.neumann_alpha, **common)
         u2l = {outer: [lower]}
-    elif kind == "reptile":
+    else:  # reptile
         reason = reptile_conflict(inner_optimizer, Learner.of(backbone, task_kind))
         if reason:
-            raise ProblemConfigError(f"inner optimizer {inner['optimizer']!r} cannot be used with "
+            raise ProblemConfigError(f"inner optimizer {inner.optimizer!r} cannot be used with "
                                      f"inner.kind=reptile: {reason}; use inner.kind=unrolled")
         lower = ReptileInner("inner", Config(), **common)
         u2l = {}  # the outer loss is Reptile's surrogate, a direct function of θ
-    else:
-        raise ProblemConfigError(f"unknown inner.kind {kind!r}; choose one of {', '.join(INNER_KINDS)}")
     return [outer, lower], {"u2l": u2l, "l2u": {lower: [outer]}}

@@ -24,6 +24,7 @@ from optimizers.base import adapts_task_stacks
 from optimizers.learner import TaskStack
 from problems.adaptation import TaskAdaptation
 
+#: `inner.solver`: the linear solvers `ImplicitInner.solve` knows (the config's closed set).
 SOLVERS = ("cg", "neumann")
 
 
@@ -55,8 +56,6 @@ class ImplicitInner(TaskAdaptation):
                  vectorize: str = "auto"):
         super().__init__(name, config, backbone, inner_optimizer, task_kind, steps,
                          module=TaskParameters(backbone), vectorize=vectorize)
-        if solver not in SOLVERS:
-            raise ValueError(f"unknown implicit solver {solver!r}; choose one of {', '.join(SOLVERS)}")
         self.lam, self.solver, self.solver_iters = lam, solver, solver_iters
         self.solver_tol, self.damping = solver_tol, damping
         self.power_iters, self.neumann_alpha = power_iters, neumann_alpha

@@ -6,6 +6,7 @@ Why one: compare, the benchmarks and the tests all need "the problems training w
 this θ, on this batch"; written once, each of them measures the code that trains."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -13,7 +14,24 @@ from betty.configs import EngineConfig
 from betty.engine import Engine
 from betty.envs import Env
 
+from configs import ConfigError
 from problems.factory import build_problems
+
+#: `device`: where a run's problems live ("auto": CUDA when torch sees one).
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def engine_strategy(device: str) -> str:
+    """Betty's strategy for `device`: Betty picks CUDA whenever torch sees one, so make the
+    choice explicit. Under torchrun (WORLD_SIZE > 1) the run is data-parallel over the meta-batch."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "distributed"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but torch sees no CUDA GPU here; use --set device=cpu "
+                          "(or device=auto), or run on a machine with a GPU")
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return "gpu"
+    return "cpu"
 
 
 class StaticEnv(Env):
@@ -47,13 +65,13 @@ class System:
     env: StaticEnv
 
 
-def build_system(cfg: dict, shape: TaskShape, theta: dict | None = None, *, seed: int | None = None,
+def build_system(options, shape: TaskShape, theta: dict | None = None, *, seed: int | None = None,
                  strategy: str = "cpu", train_iters: int = 1) -> System:
-    """The problems `cfg` trains, initialised from `seed` (default: the config's), with the
+    """The problems `options` (problems.RunOptions) trains, initialised from `seed` (default: the config's), with the
     backbone then set to `theta` when given. `strategy` is Betty's ("cpu" or "gpu");
     `train_iters` only matters to callers that step the engine themselves."""
-    torch.manual_seed(cfg["seed"] if seed is None else seed)
-    problems, deps = build_problems(cfg, shape.input_shape, shape.task_kind, shape.output_dim)
+    torch.manual_seed(options.seed if seed is None else seed)
+    problems, deps = build_problems(options, shape.input_shape, shape.task_kind, shape.output_dim)
     env = StaticEnv()
     engine = Engine(problems=problems, config=EngineConfig(train_iters=train_iters, strategy=strategy),
                     dependencies=deps, env=env)

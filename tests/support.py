@@ -4,19 +4,19 @@ from __future__ import annotations
 import torch
 
 import problems.system
-from configs import load_config
+from problems.options import load_options
 from envs import Episode
 from problems.system import TaskShape
 
 
-def make_cfg(problem: str, dataset: str = "omniglot5w1s", **sets) -> dict:
-    return load_config(problem, dataset, [f"{k}={v}" for k, v in sets.items()])
+def make_cfg(problem: str, dataset: str = "omniglot5w1s", **sets):
+    return load_options(problem, dataset, [f"{k}={v}" for k, v in sets.items()])
 
 
 TINY = {"model.hidden": 4, "inner.lr": 0.1, "inner.steps": 3}
 
 
-def tiny_cfg(problem: str, **sets) -> dict:
+def tiny_cfg(problem: str, **sets):
     """A model small enough for exact (float64, dense) checks; `sets` override the defaults."""
     return make_cfg(problem, **{**TINY, **sets})
 

@@ -41,7 +41,7 @@ def test_cg_through_betty_matches_a_dense_solve():
         outer, inner = build_at(cfg, setup.theta, setup.shape)
         episode = cast_episode(setup.episode, torch.float64, "cpu")
         by_cg = backbone_gradient(outer, inner, episode)
-        dense, min_eig = dense_implicit_gradient(inner, episode, cfg["inner"]["lam"])
+        dense, min_eig = dense_implicit_gradient(inner, episode, cfg.inner.lam)
     assert min_eig > 0.05, "the test system must be positive definite"
     assert rel_err(by_cg, dense) < 1e-8
 

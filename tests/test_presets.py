@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from configs import available_datasets, available_problems, load_config
+from configs import available_datasets, available_problems
+from problems.options import load_options
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "configs" / "datasets"
@@ -48,11 +49,11 @@ def test_every_preset_has_a_budget_here():
 def test_preset_sets_its_papers_budget_for_every_problem(preset):
     assert BUDGETS[preset] != global_default()
     for problem in available_problems():
-        assert load_config(problem, preset)["iterations"] == BUDGETS[preset], (problem, preset)
+        assert load_options(problem, preset).iterations == BUDGETS[preset], (problem, preset)
 
 
 def test_iterations_flag_still_wins_over_the_preset():
-    assert load_config("imaml", "mini5shot", values={"iterations": 300})["iterations"] == 300
+    assert load_options("imaml", "mini5shot", values={"iterations": 300}).iterations == 300
 
 
 @pytest.mark.parametrize("preset", sorted(BUDGETS))

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import run
-from configs import ConfigError, load_config
+from configs import ConfigError
+from problems.options import load_options
 from engines import checkpoint
 from engines.evaluation import format_metric
 from engines.meta_engine import MetaEngine
@@ -69,15 +70,15 @@ def test_default_folder_is_unique_per_configuration(tmp_path, monkeypatch):
 
 def test_default_name_ignores_only_settings_that_do_not_change_the_run():
     from engines.run_folder import default_run_dir
-    preset = load_config("maml", "omniglot5w1s")
+    preset = load_options("maml", "omniglot5w1s")
     name = lambda cfg: default_run_dir(cfg, preset).name  # noqa: E731
     assert name(preset) == "maml-omniglot5w1s-s0"
-    assert name(load_config("maml", "omniglot5w1s", ["checkpoint_every=7"], {"data_root": "x"})) \
+    assert name(load_options("maml", "omniglot5w1s", ["checkpoint_every=7"], {"data_root": "x"})) \
         == "maml-omniglot5w1s-s0"
-    variants = [load_config("maml", "omniglot5w1s", values={"data.train_name": "glyphs"}),
-                load_config("maml", "omniglot5w1s", values={"inner.optimizer": "metasgd"}),
-                load_config("maml", "omniglot5w1s", ["inner.lr=0.1"]),
-                load_config("maml", "omniglot5w1s", ["data.query=5"])]
+    variants = [load_options("maml", "omniglot5w1s", values={"data.train_name": "glyphs"}),
+                load_options("maml", "omniglot5w1s", values={"inner.optimizer": "metasgd"}),
+                load_options("maml", "omniglot5w1s", ["inner.lr=0.1"]),
+                load_options("maml", "omniglot5w1s", ["data.query=5"])]
     names = {name(cfg) for cfg in variants}
     assert len(names) == 4 and "maml-omniglot5w1s-s0" not in names
 
@@ -86,13 +87,13 @@ def test_default_name_ignores_only_settings_that_do_not_change_the_run():
 def test_problem_and_dataset_in_a_config_file_or_set_are_honoured(tmp_path):
     mine = tmp_path / "mine.yaml"
     mine.write_text("problem: fomaml\ndataset: sinusoid\ninner:\n  lr: 0.02\n")
-    cfg = load_config(None, None, config_file=str(mine))
-    assert (cfg["problem"], cfg["dataset"], cfg["inner"]["first_order"]) == ("fomaml", "sinusoid", True)
-    assert cfg["inner"]["lr"] == 0.02 and cfg["model"]["backbone"] == "mlp"
-    assert load_config(None, None, ["problem=imaml", "dataset=sinusoid"])["inner"]["kind"] == "implicit"
-    assert load_config("maml", None, config_file=str(mine))["problem"] == "maml"  # the flag wins
+    cfg = load_options(None, None, config_file=str(mine))
+    assert (cfg.problem, cfg.dataset, cfg.inner.first_order) == ("fomaml", "sinusoid", True)
+    assert cfg.inner.lr == 0.02 and cfg.model.backbone == "mlp"
+    assert load_options(None, None, ["problem=imaml", "dataset=sinusoid"]).inner.kind == "implicit"
+    assert load_options("maml", None, config_file=str(mine)).problem == "maml"  # the flag wins
     with pytest.raises(ConfigError, match="disagree"):
-        load_config("maml", None, ["problem=imaml"])
+        load_options("maml", None, ["problem=imaml"])
     out = tmp_path / "r"
     assert run.main(["--config", str(mine), "--iterations", "2", "--out", str(out), *QUICK]) == 0
     assert (results(out)["problem"], results(out)["dataset"]) == ("fomaml", "sinusoid")

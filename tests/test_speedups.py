@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from compare.reference import rel_err
-from configs import load_config
+from problems.options import load_options
 from optimizers import executor
 from problems.meta_gradient import compute_meta_gradient
 from support import build_system, make_cfg, random_episode, tiny_cfg
@@ -93,11 +93,11 @@ def test_every_registered_optimizer_runs_all_tasks_at_once(problem):
 
 
 def test_config_keys_exist_with_safe_defaults():
-    cfg = load_config("maml", "omniglot5w1s", [])
-    assert cfg["inner"]["checkpoint_steps"] is False
-    assert cfg["inner"]["vectorize"] in executor.SETTINGS
+    cfg = load_options("maml", "omniglot5w1s", [])
+    assert cfg.inner.checkpoint_steps is False
+    assert cfg.inner.vectorize in executor.SETTINGS
     with pytest.raises(ValueError, match="inner.vectorize"):
-        executor.check_setting("sometimes")
+        load_options("maml", "omniglot5w1s", ["inner.vectorize=sometimes"])
 
 
 def test_factory_forwards_the_speed_settings():
