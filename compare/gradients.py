@@ -12,7 +12,7 @@ from compare.measure import DTYPES, build_at, cast_episode, default_dtype, measu
 from compare.memory import MEMORY_METHODS
 from compare.methods import Method, expand
 from compare.reference import ReferenceSettings, cosine, implicit_reference, own_target, rel_err
-from problems.options import RunOptions, load_options
+from problems.options import RunOptions, load_options, saved_options
 from engines.checkpoint import CheckpointError, load_checkpoint
 from envs import make_env
 from problems.factory import ProblemConfigError
@@ -44,7 +44,7 @@ def checkpoint_theta(path: str):
     state = load_checkpoint(path)
     prefix = "backbone."
     theta = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    return theta, RunOptions.parse(state["config"])
+    return theta, saved_options(state["config"])
 
 
 def prepare(args, problems: list[str]) -> Setup:

@@ -193,6 +193,21 @@ def merge_more(cfg: dict, values: dict[str, Any] | None = None,
     return result
 
 
+def with_defaults(saved: dict) -> dict:
+    """A config recorded by an earlier version (a checkpoint, results.json), with every key
+    added to defaults.yaml since then at its default: the run had no such setting, and the
+    default is what the code did before the key existed."""
+    def fill(node: dict, defaults: dict) -> dict:
+        out = dict(node)
+        for key, value in defaults.items():
+            if key not in out:
+                out[key] = copy.deepcopy(value)
+            elif isinstance(value, dict) and isinstance(out[key], dict):
+                out[key] = fill(out[key], value)
+        return out
+    return fill(saved, read_yaml(HERE / "defaults.yaml"))
+
+
 def flat_items(cfg: dict, prefix: str = "") -> dict[str, Any]:
     """{'inner.lr': 0.4, ...}: every leaf of a config by its dotted key."""
     items = {}

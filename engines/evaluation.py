@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from configs import ConfigError, parse_override
-from problems.options import RunOptions, load_options, override_options
+from problems.options import RunOptions, load_options, override_options, saved_options
 
 
 @dataclass
@@ -95,7 +95,7 @@ def protocol_config(saved: dict, *, dataset: str | None = None, data_root: str |
         if not key.startswith(PROTOCOL_KEYS):
             raise ConfigError(f"--set {key}: evaluate re-tests the saved model, so only data.*, "
                               "eval.* and device can be set")
-    cfg = RunOptions.parse(saved)
+    cfg = saved_options(saved)
     if dataset and dataset != cfg.dataset:
         data, run = load_options(cfg.problem, dataset).data, cfg.data
         if data.name == run.name:

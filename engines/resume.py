@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from configs import ConfigError, flat_items
-from problems.options import RunOptions, override_options
+from configs import ConfigError, flat_items, with_defaults
+from problems.options import RunOptions, override_options, saved_options
 from engines.run_folder import RunFolderError
 from envs.paths import resolve_data_root
 
@@ -40,8 +40,8 @@ def resumed_config(folder: Path, state: dict, values: dict, overrides: list[str]
     """The saved config with the requested changes; (config, {key: (old, new)}). `values` are
     flag values by config key, `overrides` the --set strings; `source_of(key)` says how the user
     asked for a key (for the one-line refusal)."""
-    saved = state["config"]
-    cfg = override_options(RunOptions.parse(saved), values, overrides, config_file)
+    saved = with_defaults(state["config"])
+    cfg = override_options(saved_options(saved), values, overrides, config_file)
     if cfg.data.name != "sinusoid":  # compare data roots as absolute paths
         cfg = cfg.replace(data_root=str(resolve_data_root(cfg.data_root)))
     before, after = flat_items(saved), flat_items(cfg.to_dict())

@@ -178,6 +178,23 @@ class TaskStack(Learner):
         loss = task_losses(outputs, y, self.task)
         return loss, None if self.task != "classification" else accuracy(outputs, y)
 
+    def select(self, part: slice, backbone: nn.Module | None = None) -> "TaskStack":
+        """Tasks `part` as a stack of their own (views of this one's φ: gradients flow back),
+        optionally calling another replica of the backbone (optimizers.executor.TaskThreads)."""
+        params = {k: v[part] if k in self.stacked else v for k, v in self.params.items()}
+        return type(self)(backbone if backbone is not None else self.backbone, params, self.task,
+                          self.stacked, len(range(self.tasks)[part]), self.executor, self.anchor,
+                          self.prox, self.step)
+
+    @classmethod
+    def joined(cls, parts: list["TaskStack"], backbone: nn.Module) -> "TaskStack":
+        """The stacks of consecutive task groups as one stack (their final φ; no trajectory)."""
+        first = parts[0]
+        params = {k: torch.cat([p.params[k] for p in parts]) if k in first.stacked else v
+                  for k, v in first.params.items()}
+        return cls(backbone, params, first.task, first.stacked, sum(len(p) for p in parts),
+                   first.executor, first.anchor, first.prox, first.step)
+
     def view(self, t: int, trajectory: bool = True) -> Learner:
         """Task t as a one-task Learner (a view: shared parameters are the same tensors), with
         task t's trajectory when the stack recorded one."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from optimizers import InnerLoopOptimizer, Learner
 from optimizers.base import adapts_task_stacks, takes
-from optimizers.executor import VMAP, choose_executor
+from optimizers.executor import VMAP, TaskThreads, choose_executor, task_thread_count, thread_safe
 from optimizers.learner import TaskStack
 from problems.distributed import ExplicitSync
 
@@ -25,7 +25,7 @@ from problems.distributed import ExplicitSync
 class TaskAdaptation(ExplicitSync, ImplicitProblem):
     def __init__(self, name, config, backbone: nn.Module, inner_optimizer: InnerLoopOptimizer,
                  task_kind: str, steps: int, module: nn.Module | None = None,
-                 vectorize: str = "auto"):
+                 vectorize: str = "auto", task_threads: int = 1):
         super().__init__(name, config, module=module if module is not None else nn.Module())
         self.vectorize = vectorize  # one of optimizers.executor.SETTINGS (checked in InnerOptions)
         self.backbone = backbone
@@ -34,6 +34,11 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         self.steps = steps
         self.adapted: list[Learner] = []   # each task's adapted learner (views of `stack`)
         self.stack: TaskStack | None = None  # all tasks' φ, when the optimizer adapts stacks
+        # `inner.task_threads`: groups of tasks on worker threads (see TaskThreads); `groups`
+        # holds (tasks, their own stack) when the last adaptation ran that way, else None.
+        self.task_threads = task_threads
+        self.threads: TaskThreads | None = None
+        self.groups: list[tuple[slice, TaskStack]] | None = None
         self.meta_iteration = 0  # meta-iterations done before this one (schedules read it)
 
     # ---- Betty plumbing -----------------------------------------------------------------
@@ -60,6 +65,18 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
     def vectorized(self) -> bool:
         """Whether tasks run through one vmapped call (else one after another)."""
         return self.executor() is VMAP
+
+    def task_groups(self, tasks: int) -> list[slice] | None:
+        """Contiguous groups of tasks to adapt on worker threads, or None: adapt them together
+        (one thread, the optimizer not stack-aware, a backbone that keeps running statistics, or
+        CUDA)."""
+        count = task_thread_count(self.task_threads, self.backbone)
+        if count <= 1 or tasks <= 1 or not adapts_task_stacks(self.inner_optimizer) \
+                or not thread_safe(self.backbone):
+            return None
+        if self.threads is None or self.threads.threads != count:
+            self.threads = TaskThreads(count)
+        return self.threads.groups(tasks)
 
     def initial_learner(self, detach: bool) -> Learner:
         """θ as a one-task learner: live parameters (gradients reach θ) or detached copies."""
@@ -102,7 +119,17 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         if checkpoint and not takes(self.inner_optimizer.adapt, "checkpoint"):
             raise ValueError(f"inner.checkpoint_steps needs an adapt that runs the shared inner "
                              f"loop; {type(self.inner_optimizer).__name__} writes its own")
-        if adapts_task_stacks(self.inner_optimizer):
+        groups = self.task_groups(len(start))
+        self.groups = None
+        if groups is not None:
+            def adapt_group(g, part):
+                mine = start.select(part, self.threads.replica(self.backbone, g))
+                return self.call_adapt(mine, x[part], y[part], steps, first_order, checkpoint)
+            stacks = self.threads.map(adapt_group, groups)
+            self.groups = list(zip(groups, stacks))
+            self.stack = TaskStack.joined(stacks, self.backbone)
+            self.adapted = [s.view(t) for s in stacks for t in range(len(s))]
+        elif adapts_task_stacks(self.inner_optimizer):
             self.stack = self.call_adapt(start, x, y, steps, first_order, checkpoint)
             self.adapted = [self.stack.view(t) for t in range(len(start))]
         else:
@@ -125,12 +152,43 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         attributes = (self.as_attributes(iteration=self.meta_iteration) if written_without
                       else contextlib.nullcontext())
         with attributes:
+            if self.groups is not None:
+                return self.objective_by_groups(objective, episode)
             if self.stack is not None:
                 loss, acc = objective(self.stack, episode.query_x, episode.query_y)
                 return mean_stats(loss, [None] if acc is None else acc)
             losses, accs = zip(*(objective(learner, episode.query_x[t], episode.query_y[t])
                                  for t, learner in enumerate(self.adapted)))
         return mean_stats(losses, accs)
+
+    def meta_parameters(self) -> list[torch.Tensor]:
+        """What the outer level learns (Outer.trainable_parameters), that needs a gradient."""
+        params = list(self.backbone.parameters()) + list(self.inner_optimizer.meta_parameters())
+        return [p for p in params if p.requires_grad]
+
+    def objective_by_groups(self, objective, episode) -> dict:
+        """The outer loss of groups adapted on worker threads: each group's share of the mean
+        and its gradient with respect to the meta-parameters are computed on its own thread, and
+        the loss handed to Betty carries their sum as its gradient (with_gradient)."""
+        tasks, params = len(episode), self.meta_parameters()
+        differentiate = torch.is_grad_enabled()
+
+        def share(g, group):
+            part, stack = group
+            loss, acc = objective(stack, episode.query_x[part], episode.query_y[part])
+            value = loss.sum() / tasks
+            grads = (torch.autograd.grad(value, params, allow_unused=True) if differentiate
+                     else None)
+            return value.detach(), grads, acc
+        results = self.threads.map(share, self.groups)
+        value = torch.stack([r[0] for r in results]).sum()
+        stats = {"loss": value}
+        if differentiate:
+            grads = [sum_present(parts) for parts in zip(*(r[1] for r in results))]
+            stats["loss"] = with_gradient(value, params, grads)
+        if results[0][2] is not None:
+            stats["acc"] = torch.cat([r[2].detach() for r in results]).mean()
+        return stats
 
     def evaluation_start(self, tasks: int) -> tuple[TaskStack, object]:
         """Where test-time adaptation starts: θ, detached (no meta-gradient)."""
@@ -140,11 +198,20 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         """Per-task (query loss, query accuracy) after `steps` adaptation steps: the same inner
         loop as training, first order, on all tasks of the episode at once."""
         start, one_task = self.evaluation_start(len(episode))
-        saved = self.stack, self.adapted
+        saved = self.stack, self.adapted, self.groups
         try:
             self.adapt_tasks(start, episode.support_x, episode.support_y, steps, one_task,
                              first_order=True)
             with torch.no_grad():
+                if self.groups is not None:
+                    def score(g, group):
+                        part, stack = group
+                        return stack.detached().evaluate(episode.query_x[part], episode.query_y[part])
+                    parts = self.threads.map(score, self.groups)
+                    loss = torch.cat([p[0] for p in parts])
+                    acc = None if parts[0][1] is None else torch.cat([p[1] for p in parts])
+                    accs = [None] * len(loss) if acc is None else [float(a) for a in acc]
+                    return [(float(v), a) for v, a in zip(loss, accs)]
                 if self.stack is not None:
                     loss, acc = self.stack.detached().evaluate(episode.query_x, episode.query_y)
                     accs = [None] * len(loss) if acc is None else [float(a) for a in acc]
@@ -155,10 +222,33 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
                     results.append((float(v), None if a is None else float(a)))
                 return results
         finally:
-            self.stack, self.adapted = saved
+            self.stack, self.adapted, self.groups = saved
 
     def training_step(self, batch):  # pragma: no cover - Betty requires it; unused here
         raise NotImplementedError
+
+
+def sum_present(tensors):
+    """The sum of the tensors that are not None (None if all are: no gradient reached it)."""
+    present = [t for t in tensors if t is not None]
+    return functools.reduce(torch.add, present) if present else None
+
+
+class _WithGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, value, grads, *inputs):
+        ctx.grads = grads
+        return value.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return (None, None, *[None if g is None else grad_output * g for g in ctx.grads])
+
+
+def with_gradient(value: torch.Tensor, inputs: list[torch.Tensor], grads: list) -> torch.Tensor:
+    """A scalar equal to `value` whose gradient with respect to `inputs` is `grads` (already
+    computed), so Betty's backward applies gradients taken on worker threads."""
+    return _WithGradient.apply(value, tuple(grads), *inputs)
 
 
 def mean_stats(losses, accs) -> dict:

@@ -61,7 +61,8 @@ def build_problems(options, input_shape: tuple, task_kind: str, out_features: in
     outer = Outer("outer", Config(retain_graph=True), meta_model, optimizer, scheduler)
 
     common = dict(backbone=backbone, inner_optimizer=inner_optimizer, task_kind=task_kind,
-                  steps=inner.steps, vectorize=inner.vectorize)
+                  steps=inner.steps, vectorize=inner.vectorize,
+                  task_threads=inner.task_threads)
     if inner.kind == "unrolled":
         lower = UnrolledInner("inner", Config(), first_order=inner.first_order,
                               checkpoint_steps=inner.checkpoint_steps, **common)

@@ -53,9 +53,10 @@ class ImplicitInner(TaskAdaptation):
     def __init__(self, name, config, backbone, inner_optimizer, task_kind, steps, *,
                  lam: float, solver: str, solver_iters: int, solver_tol: float = 0.0,
                  damping: float = 0.0, power_iters: int = 20, neumann_alpha: float = 0.0,
-                 vectorize: str = "auto"):
+                 vectorize: str = "auto", task_threads: int = 1):
         super().__init__(name, config, backbone, inner_optimizer, task_kind, steps,
-                         module=TaskParameters(backbone), vectorize=vectorize)
+                         module=TaskParameters(backbone), vectorize=vectorize,
+                         task_threads=task_threads)
         self.lam, self.solver, self.solver_iters = lam, solver, solver_iters
         self.solver_tol, self.damping = solver_tol, damping
         self.power_iters, self.neumann_alpha = power_iters, neumann_alpha
@@ -83,6 +84,7 @@ class ImplicitInner(TaskAdaptation):
         else:
             self.module.load(self.adapted)
         # From here on φ are the module's leaves (what Betty differentiates the query loss by).
+        self.groups = None
         if adapts_task_stacks(self.inner_optimizer):
             self.stack = self.phi_stack()
             self.adapted = [self.stack.view(t) for t in range(len(episode))]

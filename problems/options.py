@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from configs.loader import merge_config, merge_more
+from configs.loader import merge_config, merge_more, with_defaults
 from configs.typed import Options, option
 from envs.options import DataOptions
 from models import factory as backbones
@@ -66,6 +66,7 @@ class InnerOptions(Options):
     grad_tol: float = option(at_least=0)
     checkpoint_steps: bool = option()
     vectorize: str = option(choices=lambda: executor.SETTINGS)
+    task_threads: int = option(at_least=0)
     lam: float = option(above=0)
     solver: str = option(choices=_solvers)
     solver_iters: int = option(at_least=1)
@@ -122,6 +123,12 @@ def load_options(problem: str | None, dataset: str | None, overrides: list[str] 
     """The checked options for `problem` on `dataset` with the user's layers on top (see
     configs.loader.merge_config for the order of the layers)."""
     return RunOptions.parse(merge_config(problem, dataset, overrides, values, config_file))
+
+
+def saved_options(recorded: dict) -> RunOptions:
+    """The options a checkpoint or results.json recorded (keys added since take their
+    defaults: configs.loader.with_defaults)."""
+    return RunOptions.parse(with_defaults(recorded))
 
 
 def override_options(options: RunOptions, values: dict[str, Any] | None = None,

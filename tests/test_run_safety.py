@@ -337,3 +337,17 @@ def test_results_json_stays_valid_json_when_test_adaptation_diverges(tmp_path, c
     test = results(out)["test"]
     assert test["diverged"] > 0 and test["mean"] is None
     assert "diverged" in capsys.readouterr().err
+
+
+def test_a_checkpoint_written_before_a_setting_existed_resumes_and_evaluates(tmp_path):
+    """A key added to defaults.yaml after a run was saved takes its default; resuming does not
+    count it as a changed setting."""
+    from engines.checkpoint import load_checkpoint, save_checkpoint
+    out = tmp_path / "old"
+    assert run.main(sinusoid(out, 5)) == 0
+    state = load_checkpoint(out / "last.pt")
+    del state["config"]["inner"]["task_threads"]  # as written before the key existed
+    save_checkpoint(out / "last.pt", state)
+    assert run.main(["--resume", str(out), "--iterations", "6"]) == 0
+    assert run.main(["evaluate", "--checkpoint", str(out / "last.pt"), "--episodes", "4"]) == 0
+    assert load_checkpoint(out / "last.pt")["config"]["inner"]["task_threads"] == 0

@@ -151,3 +151,58 @@ def test_evaluation_stacked_matches_task_by_task(float64, problem):
         results[label] = torch.tensor([[loss, acc] for loss, acc in inner.evaluate(episode, steps=4)])
     for label in ("stack", "vmap"):
         assert rel_err(results[label], results["loop"]) < 1e-10, label
+
+
+def threaded_meta_gradient(problem, episode, threads, **sets):
+    outer, inner = build_system(tiny(problem, **{"inner.task_threads": threads, **sets}))
+    grads = compute_meta_gradient(outer, inner, episode)
+    return grads, inner
+
+
+@pytest.mark.parametrize("problem", ["maml", "fomaml", "metasgd", "anil", "imaml", "imaml-neumann",
+                                     "reptile"])
+def test_task_threads_match_one_thread(float64, problem):
+    """Groups of tasks adapted (and, unrolled, differentiated) on worker threads give the
+    meta-gradient of all tasks together on one thread."""
+    episode = random_episode(tasks=3)
+    together, one = threaded_meta_gradient(problem, episode, 1)
+    threaded, inner = threaded_meta_gradient(problem, episode, 2)
+    assert one.threads is None and inner.threads is not None and inner.threads.threads == 2
+    assert rel_err(threaded, together) < 1e-10
+
+
+def test_task_threads_run_the_groups_side_by_side(float64):
+    """Each group is adapted on its own worker thread, calling its own replica of the backbone
+    (functional_call swaps module attributes, so a shared module would race)."""
+    import threading
+    _, inner = build_system(tiny("maml", **{"inner.task_threads": 2}))
+    seen = []
+    adapt = inner.inner_optimizer.adapt
+
+    def recording(model, *args, **kwargs):
+        seen.append((threading.current_thread().name, id(model.backbone)))
+        return adapt(model, *args, **kwargs)
+    inner.inner_optimizer.adapt = recording
+    inner.adapt_meta_batch(random_episode(tasks=4))
+    assert [len(s) for _, s in inner.groups] == [2, 2]
+    assert len({name for name, _ in seen}) == 2 and all(n.startswith("task") for n, _ in seen)
+    assert len({backbone for _, backbone in seen}) == 2 and id(inner.backbone) not in {b for _, b in seen}
+
+
+def test_task_threads_stay_off_where_state_is_written_in_place():
+    """MAML++'s per-step batch norm keeps running statistics: its tasks stay on one thread."""
+    _, inner = build_system(tiny("mamlpp", **{"inner.task_threads": 2}))
+    inner.adapt_meta_batch(random_episode(tasks=2))
+    assert inner.groups is None
+
+
+@pytest.mark.parametrize("problem", ["maml", "metasgd", "imaml"])
+def test_evaluation_on_task_threads_matches_one_thread(float64, problem):
+    episode = random_episode(tasks=3, seed=4)
+    scores = []
+    for threads in (1, 2):
+        _, inner = build_system(tiny(problem, **{"inner.task_threads": threads}))
+        scores.append(inner.evaluate(episode, steps=4))
+    (one, threaded) = scores
+    assert [a for _, a in one] == [a for _, a in threaded]
+    assert max(abs(x - y) for (x, _), (y, _) in zip(one, threaded)) < 1e-10
