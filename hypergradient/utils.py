@@ -29,3 +29,14 @@ def per_system(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 def scale(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return per_system(s, v) * v
+
+
+def join_systems(pieces: list[Vector]) -> Vector:
+    """Vectors of consecutive groups of systems ([T_g, ...] each) as one vector of [T, ...]."""
+    return list(pieces[0]) if len(pieces) == 1 else [torch.cat(p) for p in zip(*pieces)]
+
+
+def sum_present(tensors: Sequence[torch.Tensor | None]) -> torch.Tensor | None:
+    """The sum of the tensors that are not None (None if all are: no gradient reached it)."""
+    present = [t for t in tensors if t is not None]
+    return sum(present[1:], present[0]) if present else None

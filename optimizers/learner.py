@@ -77,6 +77,12 @@ class Learner(nn.Module):
         """Same backbone, proximal term and kind, new parameter values (missing keys kept)."""
         return self._copy({**self.params, **params})
 
+    def anchored(self, anchor: Params | None, prox: float) -> "Learner":
+        """The same φ with the proximal term λ/2‖φ−anchor‖² (iMAML's inner objective)."""
+        learner = self.with_params({})
+        learner.anchor, learner.prox = anchor, prox
+        return learner
+
     def at_step(self, step: int | None) -> "Learner":
         learner = self.with_params({})
         learner.step = step

@@ -15,6 +15,7 @@ import torch
 from betty.problems import ImplicitProblem
 from torch import nn
 
+from hypergradient.utils import sum_present
 from optimizers import InnerLoopOptimizer, Learner
 from optimizers.base import adapts_task_stacks, takes
 from optimizers.executor import VMAP, TaskThreads, choose_executor, task_thread_count, thread_safe
@@ -161,8 +162,9 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
                                  for t, learner in enumerate(self.adapted)))
         return mean_stats(losses, accs)
 
-    def meta_parameters(self) -> list[torch.Tensor]:
-        """What the outer level learns (Outer.trainable_parameters), that needs a gradient."""
+    def loss_inputs(self) -> list[torch.Tensor]:
+        """What the outer loss is differentiated by: the meta-parameters (Outer.trainable_
+        parameters) that need a gradient; the implicit level says φ instead."""
         params = list(self.backbone.parameters()) + list(self.inner_optimizer.meta_parameters())
         return [p for p in params if p.requires_grad]
 
@@ -170,7 +172,7 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         """The outer loss of groups adapted on worker threads: each group's share of the mean
         and its gradient with respect to the meta-parameters are computed on its own thread, and
         the loss handed to Betty carries their sum as its gradient (with_gradient)."""
-        tasks, params = len(episode), self.meta_parameters()
+        tasks, params = len(episode), self.loss_inputs()
         differentiate = torch.is_grad_enabled()
 
         def share(g, group):
@@ -226,12 +228,6 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
 
     def training_step(self, batch):  # pragma: no cover - Betty requires it; unused here
         raise NotImplementedError
-
-
-def sum_present(tensors):
-    """The sum of the tensors that are not None (None if all are: no gradient reached it)."""
-    present = [t for t in tensors if t is not None]
-    return functools.reduce(torch.add, present) if present else None
 
 
 class _WithGradient(torch.autograd.Function):

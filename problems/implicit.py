@@ -84,10 +84,12 @@ class ImplicitInner(TaskAdaptation):
         else:
             self.module.load(self.adapted)
         # From here on φ are the module's leaves (what Betty differentiates the query loss by).
-        self.groups = None
         if adapts_task_stacks(self.inner_optimizer):
             self.stack = self.phi_stack()
             self.adapted = [self.stack.view(t) for t in range(len(episode))]
+            if self.groups is not None:  # the outer loss and the solve run on the same groups
+                self.groups = [(part, self.stack.select(part, self.threads.replica(self.backbone, g)))
+                               for g, (part, _) in enumerate(self.groups)]
         else:
             self.adapted = [Learner(self.backbone, self.module.task(t), self.task_kind)
                             for t in range(len(episode))]
@@ -97,6 +99,26 @@ class ImplicitInner(TaskAdaptation):
         return TaskStack(self.backbone, self.module.stacked(), self.task_kind,
                          frozenset(self.module.names), len(self.module.phi[0]), self.executor(),
                          anchor=anchor, prox=self.lam if anchor is not None else 0.0)
+
+    def loss_inputs(self) -> list[torch.Tensor]:
+        """The outer loss reaches θ through φ: Betty differentiates it by the module's leaves."""
+        return list(self.module.parameters())
+
+    def inner_parts(self) -> list["InnerPart"]:
+        """The inner objective in the parts the best-response product differentiates on worker
+        threads: one per task group, or all tasks as one part."""
+        theta = dict(self.backbone.named_parameters())
+        batch = self.cur_batch
+        if self.groups is None:
+            return [InnerPart(None, self.phi_stack(anchor=theta), batch.support_x, batch.support_y)]
+        return [InnerPart(part, stack.anchored(theta, self.lam), batch.support_x[part],
+                          batch.support_y[part]) for part, stack in self.groups]
+
+    def map_parts(self, job, parts: list) -> list:
+        """[job(index, part)]: on the worker threads when there are several parts."""
+        if len(parts) == 1:
+            return [job(0, parts[0])]
+        return self.threads.map(job, parts)
 
     def training_step(self, batch):
         """The inner objective at φ with θ live: what Betty's best-response path differentiates."""
@@ -118,6 +140,21 @@ class ImplicitInner(TaskAdaptation):
             return x
         alpha = self.neumann_alpha or safe_neumann_alpha(hvp, vector, self.power_iters, batch_dims=1)
         return neumann_series(hvp, vector, self.solver_iters, alpha, batch_dims=1)
+
+
+class InnerPart:
+    """Some tasks' inner objective for the best-response product: `phi` are their φ (views of
+    the module's leaves), `take` cuts a list of [T, ...] tensors to these tasks."""
+
+    def __init__(self, tasks: slice | None, stack: TaskStack, x, y):
+        self.tasks, self.stack, self.x, self.y = tasks, stack, x, y
+        self.phi = list(stack.params.values())  # the module's order (TaskParameters.names)
+
+    def loss(self) -> torch.Tensor:
+        return self.stack.loss(self.x, self.y)
+
+    def take(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        return list(tensors) if self.tasks is None else [t[self.tasks] for t in tensors]
 
 
 def warn(message: str) -> None:

@@ -168,6 +168,7 @@ def test_task_threads_match_one_thread(float64, problem):
     together, one = threaded_meta_gradient(problem, episode, 1)
     threaded, inner = threaded_meta_gradient(problem, episode, 2)
     assert one.threads is None and inner.threads is not None and inner.threads.threads == 2
+    assert one.groups is None and inner.groups is not None  # the outer loss ran on the groups too
     assert rel_err(threaded, together) < 1e-10
 
 
