@@ -30,14 +30,17 @@ from problems.system import TaskShape, build_system  # noqa: E402
 #: name -> (dataset preset, input shape, source of the episodes)
 SETTINGS = {
     "omniglot5w1s": ("omniglot5w1s", (1, 28, 28), "shared Omniglot subset, train split"),
+    "omniglot20w1s": ("omniglot20w1s", (1, 28, 28), "shared Omniglot subset, train split"),
     "mini5w1s-shapes": ("mini1shot", (3, 84, 84), "random tensors in mini-ImageNet shapes"),
 }
 STANDARD = {"data.meta_batch": 4, "inner.steps": 5}
 
 
-def configure(threads: int) -> dict:
-    """Threads, quiet Betty, device; returns what the output records about the machine."""
-    torch.set_num_threads(threads)
+def configure(threads: int | None) -> dict:
+    """Threads (None: torch's own default, as run.py leaves it), quiet Betty, device; returns
+    what the output records about the machine."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     get_logger().setLevel(logging.WARNING)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":  # kernels may be picked per shape; the math stays fp32 (no TF32/bf16)
@@ -60,7 +63,7 @@ def episodes(setting: str, count: int, device: str, seed: int = 0) -> list[Episo
     Omniglot, random tensors (fixed seed) in the other setting's shapes."""
     cfg = config("maml", setting)
     data = cfg.data
-    if setting == "omniglot5w1s":
+    if setting.startswith("omniglot"):
         env = make_env(data, os.environ.get("METALEARN_DATA_ROOT"), seed)
         out = [env.step() for _ in range(count)]
     else:
@@ -128,12 +131,22 @@ class JsonLines:
             self.sink.flush()
 
 
+def thread_settings(text: str) -> list[int]:
+    """'1,2' -> [1, 2]; '' -> 1 and the number of cores this process may use."""
+    if text.strip():
+        return sorted({int(t) for t in text.split(",") if t.strip()})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return sorted({1, cores})
+
+
 def parse_or_work(parser, worker) -> "object | None":
     """Add the options both benchmarks share and parse; in a `--worker` child process, run
     `worker(spec)`, print its JSON line and return None so the caller stops."""
     import argparse
     import json
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=thread_settings, default=thread_settings(""),
+                        help="intra-op thread settings to time each configuration at, e.g. 1,2 "
+                             "(default: 1 and every core; a configuration counts at its fastest)")
     parser.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -43,7 +43,8 @@ def main() -> None:
     if args is None:
         return
     from benchmarks.methods import memory_methods
-    info = configure(args.threads)
+    threads = max(args.threads)  # memory does not depend on threads; use every core
+    info = configure(threads)
     emit = JsonLines(args.out)
     steps = [int(s) for s in args.steps.split(",")]
     episode = episodes(args.setting, 1, info["device"])[0]
@@ -56,7 +57,7 @@ def main() -> None:
     for method in args.methods.split(","):
         for k in steps:
             result = run_worker(__file__, {"method": method, "setting": args.setting, "steps": k,
-                                           "threads": args.threads})
+                                           "threads": threads})
             peaks[method, k] = result["peak_mb"]
             emit({"benchmark": "memory", "setting": args.setting, "method": method, "inner_steps": k,
                   "peak_mb": result["peak_mb"],

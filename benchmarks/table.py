@@ -22,24 +22,69 @@ def read(folder: Path) -> list[dict]:
 
 def speed_tables(rows: list[dict]) -> list[str]:
     out = []
-    runs = [r for r in rows if r.get("benchmark") == "speed" and "tasks_per_s" in r]
-    checks = [r for r in rows if r.get("benchmark") == "speed" and r.get("check")]
-    if runs:
+    speed = [r for r in rows if r.get("benchmark") == "speed"]
+    peaks = next((r for r in speed if r.get("peaks")), None)
+    if peaks:
+        cores = peaks["cpus"]
+        out += ["Peaks measured in the same run (GFLOP/s, float32; benchmarks/peak.py):", "",
+                markdown_table(["kernel", "1 thread", f"{cores} cores"], [
+                    [f"GEMM {peaks['gemm_n']}³", f"{peaks['gemm_gflops_1_thread']:.0f}",
+                     f"{peaks[f'gemm_gflops_{cores}_threads']:.0f}"],
+                    ["3x3 conv " + "x".join(map(str, peaks["conv_shape"])) + " (oneDNN; one per core)",
+                     f"{peaks['conv_gflops_1_thread']:.0f}", f"{peaks[f'conv_gflops_{cores}_threads']:.0f}"]],
+                    left=1), ""]
+    for setting in dict.fromkeys(r["setting"] for r in speed if "tasks_per_s" in r):
+        runs = [r for r in speed if r.get("setting") == setting and "tasks_per_s" in r]
         r0 = runs[0]
-        out += [f"Throughput (tasks/s, median over the timed meta-iterations; {r0['device']}, "
-                f"torch {r0['torch']}, {r0['threads']} threads, meta-batch {r0['meta_batch']}, "
-                f"{r0['inner_steps']} inner steps):", "",
-                markdown_table(["setting", "method", "tasks/s", "s/iteration", "iterations timed"],
-                               [[r["setting"], r["method"], f"{r['tasks_per_s']:.2f}",
-                                 f"{r['median_s_per_iter']:.3f}", str(r["iters"])] for r in runs], left=2)]
-    for summary in (r for r in rows if r.get("benchmark") == "speed" and r.get("summary")):
-        out += ["", markdown_table(["ratio (tasks/s, same run)", "value"],
-                                   [[k, f"{v:.2f}"] for k, v in summary["ratios_tasks_per_s"].items()])]
-    if checks:
-        out += ["", markdown_table(["setting", "ours", "reference", "meta-gradient rel. error"],
-                                   [[c["setting"], c["ours"], c["reference"], f"{c['rel_err']:.1e}"]
-                                    for c in checks], left=3)]
+        out += [f"**{setting}** ({r0['source']}; {r0['ways']}-way, meta-batch {r0['meta_batch']}, "
+                f"{r0['inner_steps']} inner steps; {r0['device']}, torch {r0['torch']}; median of "
+                f"{r0['iters']} timed meta-iterations):", "",
+                markdown_table(["method", "threads", "tasks/s", "s/iteration", "GFLOP/iteration",
+                                "GFLOP/s", "of conv peak", "of GEMM peak"],
+                               [[r["method"], str(r["thread_setting"]) + ("" if r["thread_setting"] != "default"
+                                                                          else f" ({r['threads']})"),
+                                 f"{r['tasks_per_s']:.2f}", f"{r['median_s_per_iter']:.3f}",
+                                 _num(r.get("gflop_per_iter"), ".1f"), _num(r.get("gflops"), ".1f"),
+                                 _num(r.get("frac_conv_peak"), ".0%"), _num(r.get("frac_gemm_peak"), ".0%")]
+                                for r in runs], left=2)]
+        summary = next((r for r in speed if r.get("summary") and r.get("setting") == setting), None)
+        if summary:
+            out += ["", markdown_table(["ratio (tasks/s; each side at its fastest thread setting)", "value"],
+                                       [[k, f"{v:.2f}"] for k, v in summary["ratios_tasks_per_s"].items()])]
+        checks = [r for r in speed if r.get("check") and r.get("setting") == setting]
+        if checks:
+            out += ["", markdown_table(["ours", "reference", "meta-gradient rel. error (float32, 1 thread)"],
+                                       [[c["ours"], c["reference"], f"{c['rel_err']:.1e}"] for c in checks],
+                                       left=2)]
+        out.append("")
     return out
+
+
+def evaluation_tables(rows: list[dict]) -> list[str]:
+    runs = [r for r in rows if r.get("benchmark") == "evaluation" and "way" in r]
+    summary = next((r for r in rows if r.get("benchmark") == "evaluation" and r.get("summary")), None)
+    if not runs:
+        return []
+    r0 = runs[0]
+    out = [f"The standard test, {r0['episodes']} episodes x {r0['steps']} steps "
+           f"({r0['checkpoint']}; each way in a fresh process):", "",
+           markdown_table(["way", "threads", "seconds", "episodes/s", "mean accuracy",
+                           "max accuracy difference"],
+                          [[r["way"], f"{r.get('thread_setting', r['threads'])}"
+                            + (f" ({r['threads']})" if r.get("thread_setting") == "default" else ""),
+                            f"{r['median_s']:.1f}", f"{r['episodes_per_s']:.2f}",
+                            f"{r['mean_accuracy']:.4f}",
+                            f"{next(v for k, v in r.items() if k.startswith('max_abs_diff')):.3f}"]
+                           for r in runs], left=2)]
+    if summary:
+        key = next(k for k in summary if k.startswith("speedup_vs_"))
+        out += ["", markdown_table([f"{key.replace('_', ' ')} (each at its fastest setting)", "value"],
+                                   [[w, f"{v:.2f}"] for w, v in summary[key].items()])]
+    return out
+
+
+def _num(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
 
 
 def memory_tables(rows: list[dict]) -> list[str]:
@@ -62,7 +107,7 @@ def memory_tables(rows: list[dict]) -> list[str]:
 def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results")
     rows = read(folder)
-    print("\n".join(speed_tables(rows) + memory_tables(rows)))
+    print("\n".join(speed_tables(rows) + evaluation_tables(rows) + memory_tables(rows)))
 
 
 if __name__ == "__main__":
