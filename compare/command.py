@@ -33,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--problems", type=parse_problems,
                    help=f"comma-separated problem configs (default {','.join(default_problems())})")
     p.add_argument("--checkpoint", help="take θ from this checkpoint instead of a fresh init")
+    p.add_argument("--iteration", type=at_least(0), default=None,
+                   help="meta-iterations done, for schedules such as MAML++'s (default: the "
+                        "checkpoint's iteration, else 0)")
     p.add_argument("--tasks", type=at_least(1), default=4, help="tasks in the fixed meta-batch")
     p.add_argument("--split", default="train", choices=("train", "validation", "test"))
     p.add_argument("--inner-steps", type=parse_ints, default=[1, 5, 10, 20])

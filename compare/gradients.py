@@ -11,7 +11,8 @@ import torch
 from compare.measure import DTYPES, build_at, cast_episode, default_dtype, measure
 from compare.memory import MEMORY_METHODS
 from compare.methods import Method, expand
-from compare.reference import ReferenceSettings, cosine, implicit_reference, own_target, rel_err
+from compare.reference import (ReferenceSettings, cosine, implicit_reference, independent_maml_gradient,
+                               own_target, rel_err)
 from problems.options import RunOptions, load_options, saved_options
 from engines.checkpoint import CheckpointError, load_checkpoint
 from envs import make_env
@@ -27,6 +28,11 @@ class Setup:
     shape: TaskShape
     episode: object
     source: str
+    iteration: int = 0  # meta-iterations done (a checkpoint's): what training's schedules read
+    # the checkpoint's inner-optimizer meta-parameters (e.g. Meta-SGD's step sizes) and the
+    # optimizer they belong to: methods with that optimizer start from them, as training would
+    optimizer_state: dict | None = None
+    optimizer_name: str | None = None
 
 
 def load_configs(problems, dataset, sets, values, saved_model=None) -> dict:
@@ -40,11 +46,13 @@ def load_configs(problems, dataset, sets, values, saved_model=None) -> dict:
 
 
 def checkpoint_theta(path: str):
-    """(backbone state_dict, saved config) from a run's checkpoint."""
+    """(backbone state_dict, inner-optimizer state_dict, saved options, iteration) from a run's
+    checkpoint: everything the outer level learned, not only θ."""
     state = load_checkpoint(path)
-    prefix = "backbone."
-    theta = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    return theta, saved_options(state["config"])
+
+    def part(prefix):
+        return {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    return part("backbone."), part("inner_optimizer."), saved_options(state["config"]), state["iteration"]
 
 
 def prepare(args, problems: list[str]) -> Setup:
@@ -52,9 +60,13 @@ def prepare(args, problems: list[str]) -> Setup:
     if args.data_root:
         values["data_root"] = args.data_root
     theta, saved, source = None, None, f"fresh initialisation from seed {args.seed}"
+    optimizer_state, iteration = None, 0
     if args.checkpoint:
-        theta, saved = checkpoint_theta(args.checkpoint)
-        source = f"checkpoint {args.checkpoint} ({saved.problem} on {saved.dataset})"
+        theta, optimizer_state, saved, iteration = checkpoint_theta(args.checkpoint)
+        source = (f"checkpoint {args.checkpoint} ({saved.problem} on {saved.dataset}, "
+                  f"iteration {iteration})")
+    if args.iteration is not None:
+        iteration = args.iteration
     dataset = args.dataset or (saved.dataset if saved else "sinusoid")
     names = list(dict.fromkeys([*problems, "imaml"]))  # imaml's config defines the reference λ
     configs = load_configs(names, dataset, args.set, values, saved and saved.model)
@@ -67,7 +79,8 @@ def prepare(args, problems: list[str]) -> Setup:
     episode = env.episodes(args.split, 0, args.tasks)
     if args.checkpoint:
         check_fits(first, theta, shape, episode, args.checkpoint, saved)
-    return Setup(configs, theta, shape, episode, source)
+    return Setup(configs, theta, shape, episode, source, iteration, optimizer_state or None,
+                 saved.inner.optimizer if saved else None)
 
 
 def misfit(cfg: RunOptions, theta: dict, shape: TaskShape, episode) -> str:
@@ -121,9 +134,11 @@ def run_method(setup: Setup, method: Method, dtype, repeats: int, memory: bool):
     cfg = method_config(setup.configs[method.problem], method)
     with default_dtype(dtype):
         outer, inner = build_at(cfg, setup.theta, setup.shape)
+        if setup.optimizer_state and cfg.inner.optimizer == setup.optimizer_name:
+            inner.inner_optimizer.load_state_dict(setup.optimizer_state)
         device = next(inner.backbone.parameters()).device
         episode = cast_episode(setup.episode, dtype, device)
-        return measure(outer, inner, episode, repeats, memory), cfg, str(device)
+        return measure(outer, inner, episode, repeats, memory, setup.iteration), cfg, str(device)
 
 
 def row(method: Method, cfg: RunOptions, result, reference) -> dict:
@@ -142,7 +157,8 @@ def row(method: Method, cfg: RunOptions, result, reference) -> dict:
 class OwnTargets:
     """Each method's own exact answer at its K, so solver error and inner-loop error can be
     told apart: implicit → the same K with an exact solve (cached per λ, lr, K); FOMAML → MAML
-    at the same K; MAML is its own exact answer (0); others (e.g. Reptile) have none here."""
+    at the same K; MAML → a second implementation of its K-step answer (independent_maml_
+    gradient, float64); others (Meta-SGD, ANIL, MAML++, Reptile) have none here."""
 
     def __init__(self, setup: Setup, settings: ReferenceSettings):
         self.setup, self.settings, self.cache = setup, settings, {}
@@ -156,6 +172,10 @@ class OwnTargets:
             return self.cache[key]
         if method.kind == "unrolled" and cfg.inner.first_order:
             return gradients.get(("maml", method.steps))
+        plain_sgd = cfg.inner.optimizer == "sgd" and not cfg.inner.grad_clip and not cfg.inner.grad_tol
+        if method.kind == "unrolled" and plain_sgd:
+            return independent_maml_gradient(cfg, self.setup.theta, self.setup.shape,
+                                             self.setup.episode, method.steps)
         return None
 
 
@@ -174,16 +194,17 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
             gradients[(method.problem, method.steps)] = result.gradient
             rows.append(row(method, cfg, result, reference))
             target = own(method, cfg, gradients)
-            exact_itself = method.kind == "unrolled" and not cfg.inner.first_order
-            rows[-1]["own_err"] = (0.0 if exact_itself else
-                                   None if target is None else rel_err(result.gradient, target))
+            rows[-1]["own_err"] = None if target is None else rel_err(result.gradient, target)
             log(f"  {method.label:<28} rel err {rows[-1]['rel_err']:.3e}  "
                 f"{1e3 * rows[-1]['seconds']:.2f} ms")
     first = setup.configs[problems[0]]
     return {
         "dataset": first.dataset, "seed": args.seed, "tasks": args.tasks, "split": args.split,
         "dtype": args.dtype, "device": device, "problems": problems,
-        "theta": {"source": setup.source, "parameters": reference.info["parameters"]},
+        "theta": {"source": setup.source, "parameters": reference.info["parameters"],
+                  "iteration": setup.iteration,
+                  "inner_optimizer_state_from_checkpoint":
+                      setup.optimizer_name if setup.optimizer_state else None},
         "model": first.model.to_dict(), "inner_lr": {p: c.inner.lr for p, c in setup.configs.items()},
         "reference": reference.info,
         "metrics": {
@@ -197,8 +218,10 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
                           if not args.no_memory else "not measured (--no-memory)",
             "own_err": "‖g − g_own‖/‖g_own‖ against the method's own exact answer at its K: "
                        "implicit rows, the same K inner steps with CG solved to cg_tol in float64 "
-                       "(solver error alone); FOMAML, MAML at the same K (first-order error); MAML, 0 "
-                       "(it is its own exact answer); null where none is defined (e.g. Reptile)",
+                       "(solver error alone); FOMAML, MAML at the same K (first-order error); MAML, "
+                       "a second implementation of the K-step unroll (plain functional_call, "
+                       "float64), so it is the MAML row's own numerical error; null where no "
+                       "independent answer is computed (Meta-SGD, ANIL, MAML++, Reptile)",
         },
         "methods": rows,
     }

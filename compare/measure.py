@@ -42,10 +42,11 @@ def build_at(cfg: dict, theta: dict | None, shape: TaskShape):
     return system.outer, system.inner
 
 
-def backbone_gradient(outer, inner, episode) -> torch.Tensor:
+def backbone_gradient(outer, inner, episode, iteration: int | None = None) -> torch.Tensor:
     """The meta-gradient restricted to the backbone (θ), flattened, in float64 on the CPU:
     optimizer meta-parameters (e.g. learned step sizes) exist only for some methods."""
-    grads = compute_meta_gradient(outer, inner, episode)[:len(list(inner.backbone.parameters()))]
+    grads = compute_meta_gradient(outer, inner, episode, iteration)
+    grads = grads[:len(list(inner.backbone.parameters()))]
     return torch.cat([g.reshape(-1) for g in grads]).detach().to("cpu", torch.float64)
 
 
@@ -60,19 +61,20 @@ class Measurement:
         return statistics.median(self.seconds)
 
 
-def measure(outer, inner, episode, repeats: int, memory: bool = True) -> Measurement:
-    """A warm-up call (its gradient is kept), `repeats` timed calls, one memory-profiled call."""
+def measure(outer, inner, episode, repeats: int, memory: bool = True, iteration: int = 0) -> Measurement:
+    """A warm-up call (its gradient is kept), `repeats` timed calls, one memory-profiled call;
+    each at meta-iteration `iteration` (compute_meta_gradient)."""
     cuda = episode.support_x.is_cuda
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    gradient = backbone_gradient(outer, inner, episode)
+    gradient = backbone_gradient(outer, inner, episode, iteration)
     seconds = []
     for _ in range(repeats):
         sync()
         start = time.perf_counter()
-        compute_meta_gradient(outer, inner, episode)
+        compute_meta_gradient(outer, inner, episode, iteration)
         sync()
         seconds.append(time.perf_counter() - start)
     peak = None
     if memory:
-        peak = peak_bytes(lambda: compute_meta_gradient(outer, inner, episode), cuda)
+        peak = peak_bytes(lambda: compute_meta_gradient(outer, inner, episode, iteration), cuda)
     return Measurement(gradient, seconds, peak)

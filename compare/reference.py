@@ -140,6 +140,38 @@ def implicit_reference(imaml_cfg: dict, theta: dict, shape: TaskShape, episode,
     return Reference(gradient, info)
 
 
+def independent_maml_gradient(cfg, theta: dict, shape: TaskShape, episode, steps: int) -> torch.Tensor:
+    """MAML's exact K-step meta-gradient by a second implementation that shares nothing with the
+    training path but the backbone class: plain SGD unrolled with torch.func.functional_call and
+    create_graph, the query loss written out (cross-entropy or MSE), one task after another, in
+    float64. Scores the MAML rows' own error (plain SGD inner optimizer only)."""
+    import torch.nn.functional as F
+    from torch.func import functional_call
+
+    from models import build_backbone
+    with default_dtype(torch.float64):
+        backbone = build_backbone(cfg.model.backbone, tuple(shape.input_shape), shape.output_dim,
+                                  cfg.model.hidden, activation=cfg.model.activation)
+        backbone.load_state_dict(theta)
+        ep = cast_episode(episode, torch.float64, "cpu")
+        params = {k: v.detach().requires_grad_() for k, v in backbone.named_parameters()}
+
+        def loss(phi, x, y):
+            out = functional_call(backbone, phi, (x,))
+            return F.cross_entropy(out, y) if shape.task_kind == "classification" else F.mse_loss(out, y)
+
+        total = 0.0
+        for t in range(len(ep)):
+            phi = dict(params)
+            for _ in range(steps):
+                grads = torch.autograd.grad(loss(phi, ep.support_x[t], ep.support_y[t]),
+                                            list(phi.values()), create_graph=True)
+                phi = {k: v - cfg.inner.lr * g for (k, v), g in zip(phi.items(), grads)}
+            total = total + loss(phi, ep.query_x[t], ep.query_y[t]) / len(ep)
+        grads = torch.autograd.grad(total, list(params.values()))
+    return torch.cat([g.reshape(-1) for g in grads]).detach()
+
+
 def flat(values) -> torch.Tensor:
     """A tensor, or a list of tensors (one per parameter), as one detached float64 CPU vector."""
     if isinstance(values, torch.Tensor):

@@ -8,12 +8,13 @@ BACKBONES = ("cnn4", "mlp")
 
 
 def build_backbone(name: str, input_shape: tuple, out_features: int, hidden: int,
-                   bn_steps: int = 1, track_bn: bool = False) -> nn.Module:
+                   bn_steps: int = 1, track_bn: bool = False, activation: str = "relu") -> nn.Module:
     if name == "cnn4":
         if len(input_shape) != 3:
             raise ValueError(f"cnn4 needs image episodes (C, H, W), got input shape {input_shape}; "
                              "use model.backbone=mlp for sinusoid")
-        return CNN4(input_shape[0], input_shape[-1], out_features, hidden, bn_steps, track_bn)
+        return CNN4(input_shape[0], input_shape[-1], out_features, hidden, bn_steps, track_bn,
+                    activation)
     if name == "mlp":
-        return SinusoidMLP(hidden, input_shape[0], out_features)
+        return SinusoidMLP(hidden, input_shape[0], out_features, activation)
     raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

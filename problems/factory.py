@@ -53,7 +53,8 @@ def build_problems(options, input_shape: tuple, task_kind: str, out_features: in
     model, inner = options.model, options.inner
     cls = resolve_optimizer(inner.optimizer)
     extra = cls.backbone_options(options) if hasattr(cls, "backbone_options") else {}
-    backbone = build_backbone(model.backbone, input_shape, out_features, model.hidden, **extra)
+    backbone = build_backbone(model.backbone, input_shape, out_features, model.hidden,
+                              activation=model.activation, **extra)
     inner_optimizer = build_inner_optimizer(options, backbone, cls)
     meta_model = MetaModel(backbone, inner_optimizer)
     optimizer, scheduler = build_outer_optimizer(options, meta_model)

@@ -6,10 +6,18 @@ from __future__ import annotations
 import torch
 
 
-def compute_meta_gradient(outer, inner, episode) -> list[torch.Tensor]:
-    """∂(outer loss)/∂(outer trainable parameters) for `episode`; leaves θ untouched."""
+def compute_meta_gradient(outer, inner, episode, iteration: int | None = None) -> list[torch.Tensor]:
+    """∂(outer loss)/∂(outer trainable parameters) for `episode`, as training computes it after
+    `iteration` meta-iterations (what schedules read: MAML++'s first-order annealing and
+    multi-step weights; None: the lower problem's own step count); leaves θ untouched."""
     outer.zero_grad()
-    inner.one_step_descent(episode)
+    count = inner._count
+    if iteration is not None:
+        inner._count = iteration + 1  # Betty counts a step before running it, as training does
+    try:
+        inner.one_step_descent(episode)
+    finally:
+        inner._count = count
     loss, _ = outer.get_loss(episode)
     params = outer.trainable_parameters()
     outer.backward(loss=loss, params=params, paths=outer.paths,

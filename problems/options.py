@@ -14,7 +14,7 @@ from typing import Any
 from configs.loader import merge_config, merge_more, with_defaults
 from configs.typed import Options, option
 from envs.options import DataOptions
-from models import factory as backbones
+from models import activations, factory as backbones
 from optimizers import executor
 from optimizers.mamlpp import MamlppOptions
 from optimizers.registry import resolve_optimizer
@@ -50,6 +50,7 @@ class ModelOptions(Options):
     section = "model"
     backbone: str = option(choices=lambda: backbones.BACKBONES)
     hidden: int = option(at_least=1)
+    activation: str = option(choices=lambda: activations.ACTIVATIONS)
 
 
 @dataclass(frozen=True)
