@@ -27,9 +27,10 @@ test: setup
 # against learn2learn adapting the episodes one by one; peak memory against inner steps.
 bench: setup
 	mkdir -p benchmarks/results
-	rm -f benchmarks/results/speed.jsonl benchmarks/results/memory.jsonl benchmarks/results/evaluation.jsonl
+	rm -f benchmarks/results/speed.jsonl benchmarks/results/memory.jsonl benchmarks/results/evaluation.jsonl benchmarks/results/profile.jsonl
 	$(PY) benchmarks/speed.py --settings omniglot5w1s --iters 6 --out benchmarks/results/speed.jsonl
 	$(PY) benchmarks/speed.py --settings omniglot20w1s --iters 3 --out benchmarks/results/speed.jsonl
 	$(PY) benchmarks/evaluation.py --ways default,l2l --episodes 600 --steps 10 --out benchmarks/results/evaluation.jsonl
 	$(PY) benchmarks/memory.py --out benchmarks/results/memory.jsonl
+	$(PY) benchmarks/time_breakdown.py --out benchmarks/results/profile.jsonl
 	$(PY) benchmarks/table.py benchmarks/results

@@ -83,6 +83,19 @@ def evaluation_tables(rows: list[dict]) -> list[str]:
     return out
 
 
+def profile_tables(rows: list[dict]) -> list[str]:
+    out = []
+    for r in (r for r in rows if r.get("benchmark") == "profile"):
+        out += ["", f"Where one {r['method']} meta-iteration's time goes ({r['setting']}, one thread, task "
+                    f"threads off; torch.profiler self time, {r['seconds_profiled']:.3f} s in all; its "
+                    f"{r['gflop']:.1f} GFLOP would take {r['seconds_at_conv_peak']:.3f} s at the "
+                    f"one-thread convolution peak of {r['conv_peak_gflops_1_thread']:.0f} GFLOP/s):", "",
+                markdown_table(["kernels", "seconds", "share"],
+                               [[k, f"{v:.3f}", f"{v / r['seconds_profiled']:.0%}"]
+                                for k, v in r["seconds_by_kind"].items()], left=1)]
+    return out
+
+
 def _num(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
@@ -107,7 +120,8 @@ def memory_tables(rows: list[dict]) -> list[str]:
 def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results")
     rows = read(folder)
-    print("\n".join(speed_tables(rows) + evaluation_tables(rows) + memory_tables(rows)))
+    print("\n".join(speed_tables(rows) + evaluation_tables(rows) + memory_tables(rows)
+                    + profile_tables(rows)))
 
 
 if __name__ == "__main__":

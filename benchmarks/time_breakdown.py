@@ -3,7 +3,7 @@ threads off, one intra-op thread: the profiler's CPU view of the work each core 
 grouped by kind of kernel, beside the share the counted FLOPs would take at the measured
 convolution peak. The rest is what keeps a step below the peak.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/profile.py [--method maml] [--setting omniglot5w1s]
+    PYTHONPATH=. .venv/bin/python benchmarks/time_breakdown.py [--method maml] [--setting omniglot5w1s]
 """
 from __future__ import annotations
 
