@@ -48,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ref-steps", type=at_least(1), default=2000, help="reference: cap on inner steps")
     p.add_argument("--ref-tol", type=tolerance, default=1e-8, help="reference: inner gradient tolerance")
     p.add_argument("--ref-cg-iters", type=at_least(1), default=1000, help="reference: CG iterations cap")
+    p.add_argument("--ref-newton-tol", type=tolerance, default=1e-10,
+                   help="reference: Newton steps until every task's inner gradient norm is below this")
     p.add_argument("--dense-max", type=at_least(0), default=3000,
                    help="reference: dense Hessian solve up to this many parameters (0: CG always)")
     p.add_argument("--train", action="store_true", help="train the problems and compare curves")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from configs import parse_override
 from compare.measure import DTYPES, build_at, cast_episode, default_dtype, measure
 from compare.memory import MEMORY_METHODS
 from compare.methods import Method, expand
@@ -33,6 +34,11 @@ class Setup:
     # optimizer they belong to: methods with that optimizer start from them, as training would
     optimizer_state: dict | None = None
     optimizer_name: str | None = None
+
+
+#: compare's activation unless the user sets one (or a checkpoint fixes the model): with ReLU the
+#: proximal minimiser can sit on a kink, where the implicit gradient is undefined.
+SMOOTH = "softplus"
 
 
 def load_configs(problems, dataset, sets, values, saved_model=None) -> dict:
@@ -69,7 +75,10 @@ def prepare(args, problems: list[str]) -> Setup:
         iteration = args.iteration
     dataset = args.dataset or (saved.dataset if saved else "sinusoid")
     names = list(dict.fromkeys([*problems, "imaml"]))  # imaml's config defines the reference λ
-    configs = load_configs(names, dataset, args.set, values, saved and saved.model)
+    sets = list(args.set)
+    if saved is None and not any(parse_override(s)[0] == "model.activation" for s in sets):
+        sets.append(f"model.activation={SMOOTH}")  # an exact reference needs a smooth objective
+    configs = load_configs(names, dataset, sets, values, saved and saved.model)
     first = configs[names[0]]
     env = make_env(first.data, first.data_root, args.seed)
     shape = TaskShape.of(env)
@@ -125,9 +134,13 @@ def method_config(cfg: RunOptions, method: Method) -> RunOptions:
     return cfg.replace(**method.values())
 
 
-def score(gradient: torch.Tensor, reference: torch.Tensor) -> dict:
-    return {"cosine": cosine(gradient, reference), "rel_err": rel_err(gradient, reference),
-            "norm": float(gradient.norm())}
+def score(gradient: torch.Tensor, reference) -> dict:
+    """Cosine and relative error against the reference, only when it is exact (else None: an
+    answer that did not converge is no yardstick)."""
+    if not reference.exact:
+        return {"cosine": None, "rel_err": None, "norm": float(gradient.norm())}
+    return {"cosine": cosine(gradient, reference.gradient),
+            "rel_err": rel_err(gradient, reference.gradient), "norm": float(gradient.norm())}
 
 
 def run_method(setup: Setup, method: Method, dtype, repeats: int, memory: bool):
@@ -145,7 +158,7 @@ def row(method: Method, cfg: RunOptions, result, reference) -> dict:
     out = {"label": method.label, "problem": method.problem, "kind": method.kind,
            "inner_steps": method.steps, "solver": method.solver, "solver_iters": method.solver_iters,
            "lam": cfg.inner.lam if method.kind == "implicit" else None,
-           **score(result.gradient, reference.gradient),
+           **score(result.gradient, reference),
            "seconds": result.median_seconds, "seconds_all": result.seconds,
            "peak_bytes": result.peak_bytes}
     if method.kind == "implicit" and out["lam"] != reference.info["lam"]:
@@ -181,10 +194,17 @@ class OwnTargets:
 
 def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys.stderr)) -> dict:
     setup = prepare(args, problems)
-    settings = ReferenceSettings(args.ref_steps, args.ref_tol, args.ref_cg_iters, dense_max=args.dense_max)
-    log(f"reference: converged iMAML (up to {settings.inner_steps} inner steps, {settings.cg_iters} "
-        f"CG iterations, float64) on {args.tasks} {args.split} tasks")
+    settings = ReferenceSettings(args.ref_steps, args.ref_tol, args.ref_cg_iters, dense_max=args.dense_max,
+                                 newton_tol=args.ref_newton_tol)
+    log(f"reference: the implicit hypergradient (up to {settings.inner_steps} descent and "
+        f"{settings.newton_steps} Newton steps to ‖∇F‖ <= {settings.newton_tol:.0e}, linear solve "
+        f"to {settings.cg_tol:.0e}, float64) on {args.tasks} {args.split} tasks")
     reference = implicit_reference(setup.configs["imaml"], setup.theta, setup.shape, setup.episode, settings)
+    if reference.exact:
+        log(f"reference exact: inner gradient norm {reference.info['inner_grad_norm']:.1e}, "
+            f"resolution {reference.info['resolution']:.1e}")
+    else:
+        log(f"no exact reference: {reference.info['why']}; rel err and cosine are not computed")
     dtype = DTYPES[args.dtype]
     rows, gradients, device, own = [], {}, "cpu", OwnTargets(setup, settings)
     for problem in problems:
@@ -195,8 +215,8 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
             rows.append(row(method, cfg, result, reference))
             target = own(method, cfg, gradients)
             rows[-1]["own_err"] = None if target is None else rel_err(result.gradient, target)
-            log(f"  {method.label:<28} rel err {rows[-1]['rel_err']:.3e}  "
-                f"{1e3 * rows[-1]['seconds']:.2f} ms")
+            shown = "-" if rows[-1]["rel_err"] is None else f"{rows[-1]['rel_err']:.3e}"
+            log(f"  {method.label:<28} rel err {shown}  {1e3 * rows[-1]['seconds']:.2f} ms")
     first = setup.configs[problems[0]]
     return {
         "dataset": first.dataset, "seed": args.seed, "tasks": args.tasks, "split": args.split,

@@ -51,6 +51,35 @@ def test_reference_dense_and_cg_agree(gradients_run):
     assert reference["solver"] == "dense" and reference["dense_vs_cg_rel_err"] < 1e-8
 
 
+def test_reference_is_exact_by_default(gradients_run):
+    """compare's default smooth activation: Newton reaches the minimiser to 1e-10, the solve to
+    1e-12, and the measured resolution is far below any method's error."""
+    reference = gradients_run[1]["reference"]
+    assert reference["exact"] and reference["why"] == "" and reference["activation"] == "softplus"
+    assert reference["inner_grad_norm"] <= 1e-10
+    assert reference["linear_solve_relative_residual"] <= 1e-11
+    assert reference["resolution"] < 1e-8
+    assert reference["grad_norm_after_descent"] > reference["inner_grad_norm"]  # Newton did work
+    assert all(r["rel_err"] is not None for r in gradients_run[1]["methods"])
+
+
+def test_an_unreached_minimiser_is_not_called_a_reference(tmp_path, capsys):
+    """A tolerance no float64 run can meet: compare says why, leaves rel err and cosine empty and
+    still measures each method against its own answer."""
+    out = tmp_path / "c"
+    argv = TINY + ["--problems", "maml,imaml", "--inner-steps", "2", "--cg-iters", "5",
+                   "--set", "model.activation=relu", "--ref-newton-tol", "1e-300", "--out", str(out)]
+    assert command.main(argv) == 0
+    result = json.loads((out / "compare.json").read_text())
+    reference = result["reference"]
+    assert not reference["exact"] and "not reached" in reference["why"]
+    assert "model.activation=softplus" in reference["why"]  # with ReLU, the way out is named
+    assert all(r["rel_err"] is None and r["cosine"] is None for r in result["methods"])
+    assert all(r["own_err"] is not None for r in result["methods"])
+    assert "NO EXACT REFERENCE" in capsys.readouterr().out
+    assert (out / "compare.png").exists()
+
+
 def test_maml_and_fomaml_disagree_measurably(gradients_run):
     fomaml = rows(gradients_run[1], "fomaml", 5)[0]
     assert fomaml["own_err"] > 1e-2  # distance from MAML at the same K
@@ -70,7 +99,7 @@ def test_json_holds_every_field(gradients_run):
     for key in ("dataset", "seed", "tasks", "dtype", "device", "theta", "reference", "metrics",
                 "methods", "hardware", "command"):
         assert key in result, key
-    for key in ("description", "lam", "inner_grad_norm", "spread", "norm", "solver"):
+    for key in ("description", "lam", "inner_grad_norm", "resolution", "exact", "why", "norm", "solver"):
         assert key in result["reference"], key
     assert len(result["methods"]) == 2 + 2 + 2 * len(CG_ITERS)
     for r in result["methods"]:
@@ -162,7 +191,7 @@ def figure_result(ms, megabytes, errors, spread, points=8) -> dict:
                         "seconds": t / 1e3, "peak_bytes": None if m is None else int(m * 2**20),
                         "rel_err": e})
     return {"dataset": "sinusoid", "tasks": 4, "device": "cpu", "theta": {"parameters": 97},
-            "reference": {"spread": spread}, "methods": methods}
+            "reference": {"exact": True, "resolution": spread}, "methods": methods}
 
 
 # Ranges from real runs: the tiny sinusoid model of these tests (ms, MB, rel err), a CNN4 on
