@@ -207,11 +207,13 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
         log(f"no exact reference: {reference.info['why']}; rel err and cosine are not computed")
     dtype = DTYPES[args.dtype]
     rows, gradients, device, own = [], {}, "cpu", OwnTargets(setup, settings)
+    largest = {}  # each problem's meta-gradient at the largest budget of its sweep
     for problem in problems:
         for method in expand(problem, setup.configs[problem], args.inner_steps, args.cg_iters,
                              args.neumann_terms):
             result, cfg, device = run_method(setup, method, dtype, args.repeats, not args.no_memory)
             gradients[(method.problem, method.steps)] = result.gradient
+            largest[method.problem] = (method.label, result.gradient)
             rows.append(row(method, cfg, result, reference))
             target = own(method, cfg, gradients)
             rows[-1]["own_err"] = None if target is None else rel_err(result.gradient, target)
@@ -227,6 +229,9 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
                       setup.optimizer_name if setup.optimizer_state else None},
         "model": first.model.to_dict(), "inner_lr": {p: c.inner.lr for p, c in setup.configs.items()},
         "reference": reference.info,
+        # without an exact reference there is no ground truth: the methods against each other
+        "agreement": None if reference.exact else {
+            label: {other: cosine(g, h) for other, h in largest.values()} for label, g in largest.values()},
         "metrics": {
             "cosine": "cosine similarity with the reference (1 = same direction)",
             "rel_err": "‖g − g_ref‖ / ‖g_ref‖",

@@ -112,17 +112,25 @@ def refine_minimiser(inner, episode, lam: float, settings: ReferenceSettings, st
         objective = TaskObjective(inner, episode, t, lam)
         v, taken = objective.start(), 0
         g = objective.gradient(v)
+        stalled = ""
         for _ in range(steps):
             if g.norm() <= settings.newton_tol:
                 break
             H = objective.support_hessian(v) if dense else None
+            if H is not None and int(torch.linalg.cholesky_ex(
+                    0.5 * (H + H.T) + lam * torch.eye(len(v), dtype=v.dtype)).info):  # not PD
+                stalled = "not a minimum here: H + λI is indefinite (raise inner.lam)"
+                break
             direction = solve_spd(objective, v, g, H, settings, lam)[0]
             value, alpha = float(objective.inner_objective(v)), 1.0
             while alpha > 1e-6 and float(objective.inner_objective(v - alpha * direction)) > value + 1e-14 * abs(value):
                 alpha /= 2
+            if alpha <= 1e-6:  # no step lowers F: Newton cannot make progress from here
+                stalled = "no Newton step lowers the inner objective"
+                break
             v = v - alpha * direction
             g, taken = objective.gradient(v), taken + 1
-        records.append({"newton_steps": taken, "grad_norm": float(g.norm())})
+        records.append({"newton_steps": taken, "grad_norm": float(g.norm()), "stalled": stalled})
         refined.append(unflatten(v.detach(), objective.like))
     inner.module.load_stacked({k: torch.stack([phi[k] for phi in refined]) for k in inner.module.names})
     return records
@@ -140,13 +148,23 @@ def implicit_gradient_at(inner, episode, lam: float, settings: ReferenceSettings
         query = torch.autograd.grad(objective.query(q), q)[0]
         H = objective.support_hessian(v) if dense else None
         if dense:
-            eigenvalue = float(torch.linalg.eigvalsh(torch.eye(len(v), dtype=v.dtype) + H / lam).min())
-            min_eig = eigenvalue if min_eig is None else min(min_eig, eigenvalue)
+            eigenvalue = smallest_eigenvalue(torch.eye(len(v), dtype=v.dtype) + H / lam)
+            if eigenvalue is not None:
+                min_eig = eigenvalue if min_eig is None else min(min_eig, eigenvalue)
         # (I + H/λ)⁻¹ q = λ (H + λI)⁻¹ q
         x, r = solve_spd(objective, v, query, H, settings, lam)
         total, residual = total + lam * x, max(residual, r)
     return (total / len(episode)).to("cpu", torch.float64), {"relative_residual": residual,
                                                             "min_eigenvalue": min_eig}
+
+
+def smallest_eigenvalue(matrix: torch.Tensor) -> float | None:
+    """The smallest eigenvalue of a symmetric matrix (symmetrised first), or None where LAPACK's
+    solver does not converge (it can fail on the ill-conditioned Hessians of a CNN)."""
+    try:
+        return float(torch.linalg.eigvalsh(0.5 * (matrix + matrix.T)).min())
+    except torch.linalg.LinAlgError:
+        return None
 
 
 def dense_implicit_gradient(inner, episode, lam: float) -> tuple[torch.Tensor, float]:
@@ -214,10 +232,11 @@ def implicit_reference(imaml_cfg, theta: dict, shape: TaskShape, episode,
         moved = rel_err(implicit_gradient_at(inner, ep, lam, settings, dense)[0], gradient)
     exact = norm <= settings.newton_tol and solve["relative_residual"] <= 10 * settings.cg_tol
     activation = imaml_cfg.model.activation
+    stalled = next((r["stalled"] for r in newton if r["stalled"]), "")
     why = "" if exact else (
         f"the proximal minimiser was not reached: inner gradient norm {norm:.1e} after "
-        f"{settings.inner_steps} descent and {settings.newton_steps} Newton steps (tolerance "
-        f"{settings.newton_tol:.0e})" + (
+        f"{settings.inner_steps} descent and up to {settings.newton_steps} Newton steps (tolerance "
+        f"{settings.newton_tol:.0e}{'; ' + stalled if stalled else ''})" + (
             f"; with model.activation={activation} it can sit on a kink, where no Hessian exists "
             "and the implicit gradient is undefined: use --set model.activation=softplus (or gelu, "
             "tanh)" if activation == "relu" else "; raise inner.lam or --ref-steps")

@@ -44,7 +44,14 @@ def gradient_table(result: dict) -> str:
              "-" if r["own_err"] is None else f"{r['own_err']:.3e}", f"{r['norm']:.4g}",
              f"{1e3 * r['seconds']:.2f}", megabytes(r["peak_bytes"])]
             for r in result["methods"]]
-    return header + format_table(headers, rows)
+    table = header + format_table(headers, rows)
+    if result.get("agreement"):
+        labels = list(result["agreement"])
+        table += ("\n\nno ground truth here: the methods against each other (cosine between each "
+                  "family's largest budget)\n" + format_table(
+                      ["", *labels], [[a, *(f"{result['agreement'][a][b]:.4f}" for b in labels)]
+                                      for a in labels]))
+    return table
 
 
 def write_json(result: dict, path: Path) -> None:

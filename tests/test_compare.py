@@ -51,6 +51,12 @@ def test_reference_dense_and_cg_agree(gradients_run):
     assert reference["solver"] == "dense" and reference["dense_vs_cg_rel_err"] < 1e-8
 
 
+def test_every_own_error_is_measured(gradients_run):
+    """MAML, FOMAML and every implicit row have their own exact answer, and it was computed."""
+    for r in gradients_run[1]["methods"]:
+        assert r["own_err"] is not None and r["own_err"] >= 0, r["label"]
+
+
 def test_reference_is_exact_by_default(gradients_run):
     """compare's default smooth activation: Newton reaches the minimiser to 1e-10, the solve to
     1e-12, and the measured resolution is far below any method's error."""
@@ -76,7 +82,11 @@ def test_an_unreached_minimiser_is_not_called_a_reference(tmp_path, capsys):
     assert "model.activation=softplus" in reference["why"]  # with ReLU, the way out is named
     assert all(r["rel_err"] is None and r["cosine"] is None for r in result["methods"])
     assert all(r["own_err"] is not None for r in result["methods"])
-    assert "NO EXACT REFERENCE" in capsys.readouterr().out
+    agreement = result["agreement"]  # no ground truth: the methods against each other
+    assert set(agreement) == {"maml K=2", "imaml K=2 cg=5"}
+    assert agreement["maml K=2"]["maml K=2"] == pytest.approx(1.0)
+    printed = capsys.readouterr().out
+    assert "NO EXACT REFERENCE" in printed and "no ground truth" in printed
     assert (out / "compare.png").exists()
 
 
