@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from compare.memory import peak_bytes
-from engines.meta_engine import engine_strategy
 from problems.meta_gradient import compute_meta_gradient
-from problems.system import TaskShape, build_system
+from problems.system import TaskShape, build_system, engine_strategy
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

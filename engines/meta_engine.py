@@ -16,7 +16,6 @@ from betty.configs import EngineConfig
 from betty.engine import Engine
 from betty.logging.logger_base import get_logger
 
-from configs import ConfigError
 from engines.checkpoint import (CheckpointError, capture_rng, load_checkpoint, restore_rng,
                                 save_checkpoint)
 from engines.evaluation import Summary, divergence_hint, evaluate

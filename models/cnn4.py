@@ -1,7 +1,6 @@
 """The standard 4-block convolutional backbone of few-shot learning (Vinyals et al. 2016,
 Finn et al. 2017): [conv3x3 -> batch norm -> ReLU -> 2x2 max-pool] x 4, then a linear head.
 32 filters for mini-ImageNet/CIFAR-FS, 64 for Omniglot."""
-import torch
 from torch import nn
 
 from models.activations import ACTIVATIONS
