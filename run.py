@@ -24,7 +24,7 @@ import warnings  # noqa: E402
 warnings.filterwarnings("ignore", message=".*Gym has been unmaintained.*")
 
 from configs import ConfigError, available_datasets, available_problems, parse_override  # noqa: E402
-from configs.cli import Parser, at_least  # noqa: E402
+from configs.cli import Parser, at_least, positive_minutes  # noqa: E402
 from envs import DataError, make_env  # noqa: E402
 from envs.paths import resolve_data_root  # noqa: E402
 from engines import CheckpointError, MetaEngine, TrainingDiverged, load_checkpoint  # noqa: E402
@@ -43,7 +43,7 @@ COMMANDS_HELP = """other commands:
   run.py compare [--train]                   unrolled vs implicit hypergradients (run.py compare --help)"""
 
 #: Config keys set by their own flags (for messages that name what the user typed).
-FLAGS = {"seed": "--seed", "iterations": "--iterations", "data_root": "--data-root", "out": "--out",
+FLAGS = {"seed": "--seed", "iterations": "--iterations", "minutes": "--minutes", "data_root": "--data-root", "out": "--out",
          "data.train_name": "--train-dataset", "inner.optimizer": "--inner-optimizer",
          "problem": "--problem", "dataset": "--dataset"}
 
@@ -60,6 +60,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="data folder (else $METALEARN_DATA_ROOT, else ./data)")
     p.add_argument("--seed", type=at_least(0))
     p.add_argument("--iterations", type=at_least(1), help="meta-iterations (default: the dataset preset's)")
+    p.add_argument("--minutes", type=positive_minutes,
+                   help="wall-clock training budget: stop at the first iteration past it, then test")
     p.add_argument("--out", help="run folder (default runs/<problem>-<dataset>-s<seed>[-<hash of the "
                                  "settings that differ from the presets>])")
     p.add_argument("--overwrite", action="store_true",
@@ -86,7 +88,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
 
 
 def flag_values(args) -> dict:
-    values = {"seed": args.seed, "iterations": args.iterations, "data_root": args.data_root,
+    values = {"seed": args.seed, "iterations": args.iterations, "minutes": args.minutes,
+              "data_root": args.data_root,
               "out": args.out, "data.train_name": args.train_dataset,
               "inner.optimizer": args.inner_optimizer}
     return {k: v for k, v in values.items() if v is not None}
@@ -142,7 +145,7 @@ def train(argv) -> int:
         print(f"interrupted at iteration {engine.global_step}; {resume_hint(out, cfg)}",
               file=sys.stderr)
         return 130
-    print_summary(cfg, summary, engine.train_seconds, out)
+    print_summary(cfg, summary, engine.train_seconds, out, engine.stopped, engine.global_step)
     return 0
 
 
@@ -156,10 +159,12 @@ def resume_hint(out: Path, cfg: RunOptions) -> str:
     return f"{out / 'last.pt'} holds iteration {done}; continue with: python run.py --resume {out}"
 
 
-def print_summary(cfg, summary, train_seconds, out) -> None:
+def print_summary(cfg, summary, train_seconds, out, stopped: str, iteration: int) -> None:
     metric = "accuracy" if summary.metric == "accuracy" else "MSE"
+    done = str(iteration) + ("" if stopped == "iterations" else
+                             f" of {cfg.iterations} (stopped: {stopped}; the best θ was tested)")
     rows = [("problem", cfg.problem), ("dataset", cfg.dataset),
-            ("iterations", str(cfg.iterations)), ("train time", f"{train_seconds:.1f} s"),
+            ("iterations", done), ("train time", f"{train_seconds:.1f} s"),
             (f"test {metric}", f"{summary} (95% CI, {summary.episodes} episodes, "
                                f"{summary.steps} steps)"),
             ("results", str(out / "results.json"))]

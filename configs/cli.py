@@ -39,12 +39,17 @@ def number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def positive_seconds(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = number(text)
-    if value is None or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
+def positive(unit: str):
+    """argparse type: a finite number of `unit` > 0."""
+    def parse(text: str) -> float:
+        value = number(text)
+        if value is None or value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a number of {unit} > 0, got {text!r}")
+        return value
+    return parse
+
+
+positive_seconds, positive_minutes = positive("seconds"), positive("minutes")
 
 
 def tolerance(text: str) -> float:

@@ -46,8 +46,10 @@ class MetaEngine(Engine):
         self._started: float | None = None  # perf_counter() while run() is training
         self.resumes: list[dict] = []  # where the run was resumed and which settings changed
         self.show_progress = progress
-        # A wall-time budget (compare --train); single-process only: ranks would stop apart.
-        self.max_seconds = max_seconds
+        # A wall-time budget (`minutes`, or compare --train's seconds) and early stopping
+        # (`eval.patience`); single-process only: ranks would stop apart.
+        self.max_seconds = max_seconds if max_seconds is not None else (cfg.minutes * 60 or None)
+        self.stopped = ""  # why training ended: iterations, wall time or patience
         super().__init__(problems=problems, config=config, dependencies=dependencies, env=env)
         # Records are opened by run(): building an engine writes nothing into the run folder.
         self.csv, self.tensorboard = CsvLog(None), None
@@ -131,6 +133,22 @@ class MetaEngine(Engine):
     def out_of_time(self) -> bool:
         return self.max_seconds is not None and self.elapsed() >= self.max_seconds
 
+    def stale_validations(self) -> int:
+        """Validations since the best one (what `eval.patience` counts)."""
+        if self.best is None:
+            return 0
+        return sum(1 for h in self.history
+                   if h["split"] == "validation" and h["iteration"] > self.best["iteration"])
+
+    def stop_reason(self) -> str:
+        """'' to go on; else why training ends before its last iteration."""
+        if self.out_of_time():
+            return "wall time"
+        patience = self.cfg.eval.patience
+        if patience and self.is_rank_zero() and self.stale_validations() >= patience:
+            return "patience"
+        return ""
+
     def run(self) -> Summary | None:
         e, total = self.cfg.eval, self.cfg.iterations
         self.open_records()
@@ -138,7 +156,12 @@ class MetaEngine(Engine):
         bar = Progress(total, self.global_step, enabled=self.show_progress and self.is_rank_zero())
         self.log = bar.wrap(self.log)
         self.train()
-        while self.global_step < total and not self.out_of_time():
+        self.stopped = "iterations"
+        while self.global_step < total:
+            reason = self.stop_reason()
+            if reason:
+                self.stopped = reason
+                break
             self.global_step += 1
             stats = self.train_step()
             bar.update(stats)
@@ -235,6 +258,7 @@ def write_results(out_dir: Path, cfg: RunOptions, summary: Summary, engine: Meta
         "test_seconds": round(test_seconds, 3), "device": str(engine.device),
         "test": summary.as_dict(), "best_validation": engine.best,
         "history": engine.history, "resumes": engine.resumes, "config": cfg.to_dict(),
+        "stopped": engine.stopped,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json_text(results))

@@ -15,7 +15,7 @@ from engines.run_folder import RunFolderError
 from envs.paths import resolve_data_root
 
 #: Config keys (or prefixes) a resume may change.
-RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "data_root", "device", "eval.")
+RESUMABLE_CHANGES = ("iterations", "minutes", "checkpoint_every", "data_root", "device", "eval.")
 
 
 def resume_folder(given: str, out: str | None = None, overwrite: bool = False) -> Path:

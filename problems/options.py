@@ -98,6 +98,7 @@ class EvalOptions(Options):
     episodes: int = option(at_least=1)
     val_every: int = option(at_least=0)
     val_episodes: int = option(at_least=1)
+    patience: int = option(at_least=0)
     log_every: int = option(at_least=1)
 
 
@@ -108,6 +109,7 @@ class RunOptions(Options):
     dataset: str = option()
     seed: int = option(at_least=0)
     iterations: int = option(at_least=1)
+    minutes: float = option(at_least=0)
     checkpoint_every: int = option(at_least=0)
     device: str = option(choices=_devices)
     out: str | None = option()

@@ -351,3 +351,29 @@ def test_a_checkpoint_written_before_a_setting_existed_resumes_and_evaluates(tmp
     assert run.main(["--resume", str(out), "--iterations", "6"]) == 0
     assert run.main(["evaluate", "--checkpoint", str(out / "last.pt"), "--episodes", "4"]) == 0
     assert load_checkpoint(out / "last.pt")["config"]["inner"]["task_threads"] == 0
+
+
+# ---- stopping early ---------------------------------------------------------------------------
+def test_patience_stops_after_validations_without_improvement(tmp_path):
+    """θ that cannot move (outer lr 1e-30) never validates better: with eval.patience=2 and a
+    validation every 2 iterations, the run stops at iteration 6, tests the best θ and says why."""
+    out = tmp_path / "p"
+    assert run.main(sinusoid(out, 50, "--set", "outer.lr=1e-30", "--set", "eval.val_every=2",
+                             "--set", "eval.patience=2")) == 0
+    r = results(out)
+    assert (r["iterations"], r["stopped"]) == (6, "patience")
+    assert r["best_validation"]["iteration"] == 2
+
+
+def test_the_wall_budget_stops_training_and_still_tests(tmp_path, capsys):
+    out = tmp_path / "w"
+    assert run.main(sinusoid(out, 50, "--minutes", "0.00001")) == 0
+    r = results(out)
+    assert r["stopped"] == "wall time" and r["iterations"] == 1 and r["test"]["episodes"] == 8
+    assert "stopped: wall time" in capsys.readouterr().out
+    assert run.main(sinusoid(tmp_path / "z", 5)) == 0
+    assert results(tmp_path / "z")["stopped"] == "iterations"
+
+
+def test_minutes_must_be_positive(capsys):
+    fails(capsys, ["--dataset", "sinusoid", "--minutes", "0"], "--minutes", "minutes > 0")
