@@ -28,6 +28,7 @@ from configs.cli import Parser, at_least, positive_minutes  # noqa: E402
 from envs import DataError, make_env  # noqa: E402
 from envs.paths import resolve_data_root  # noqa: E402
 from engines import CheckpointError, MetaEngine, TrainingDiverged, load_checkpoint  # noqa: E402
+from engines.records import json_text  # noqa: E402
 from engines.evaluation import describe_protocol, divergence_hint, evaluate, protocol_config  # noqa: E402
 from engines.resume import resume_folder, resumed_config  # noqa: E402
 from engines.run_folder import RunFolderError, check_writable, claim, default_run_dir, remove_orphans  # noqa: E402
@@ -84,6 +85,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=at_least(0), help="adaptation steps; 0 tests θ itself (default: the run's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a data.*, eval.* or device key (repeatable)")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write the result as JSON to PATH (a new file: never overwritten)")
     return p
 
 
@@ -183,6 +186,9 @@ def warn_if_diverged(summary, cfg) -> None:
 def evaluate_checkpoint(argv) -> int:
     args = evaluate_parser().parse_args(argv)
     path = Path(args.checkpoint)
+    if args.json and Path(args.json).exists():
+        raise RunFolderError(f"{args.json} already exists; pass another --json path (results are "
+                             "never overwritten)")
     state = load_checkpoint(path)
     saved = state["config"]
     cfg = protocol_config(saved, dataset=args.dataset, data_root=args.data_root,
@@ -203,6 +209,11 @@ def evaluate_checkpoint(argv) -> int:
           f"test {summary.metric} {summary} (95% CI, {summary.episodes} episodes, "
           f"{summary.steps} steps)")
     warn_if_diverged(summary, cfg)
+    if args.json:
+        record = {"problem": saved["problem"], "dataset": cfg.dataset, "checkpoint": str(path),
+                  "iteration": state["iteration"], "protocol": describe_protocol(cfg),
+                  "test": summary.as_dict()}
+        Path(args.json).write_text(json_text(record))
     return 0
 
 

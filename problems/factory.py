@@ -17,7 +17,25 @@ from problems.unrolled import UnrolledInner
 LOWER_LEVELS = {"unrolled": UnrolledInner, "implicit": ImplicitInner, "reptile": ReptileInner}
 #: `outer.optimizer` and `outer.schedule`.
 OUTER_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-SCHEDULES = ("constant", "cosine")
+def _cosine(optimizer, options):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(options.iterations, 1), eta_min=options.outer.lr * options.outer.min_lr_ratio)
+
+
+def _linear(optimizer, options):
+    # Reptile's outer step size: annealed linearly to min_lr_ratio·lr over the run
+    return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=options.outer.min_lr_ratio,
+                                             total_iters=max(options.iterations, 1))
+
+
+def _step(optimizer, options):
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=options.outer.decay_every,
+                                           gamma=options.outer.decay)
+
+
+#: `outer.schedule`: the outer learning rate over the meta-iterations, stepped once per outer step
+#: (a schedule in iterations, so a wall-clock budget that stops early leaves it unfinished).
+SCHEDULES = {"constant": None, "cosine": _cosine, "linear": _linear, "step": _step}
 
 
 class ProblemConfigError(ValueError):
@@ -38,11 +56,8 @@ def build_inner_optimizer(options, backbone, cls: type | None = None):
 def build_outer_optimizer(options, meta_model: MetaModel):
     outer = options.outer
     optimizer = OUTER_OPTIMIZERS[outer.optimizer](meta_model.parameters(), lr=outer.lr)
-    scheduler = None
-    if outer.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(options.iterations, 1), eta_min=outer.lr * outer.min_lr_ratio)
-    return optimizer, scheduler
+    schedule = SCHEDULES[outer.schedule]
+    return optimizer, (schedule(optimizer, options) if schedule else None)
 
 
 def build_problems(options, input_shape: tuple, task_kind: str, out_features: int):

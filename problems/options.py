@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from configs.loader import merge_config, merge_more, with_defaults
-from configs.typed import Options, option
+from configs.typed import ConfigError, Options, option
 from envs.options import DataOptions
 from models import activations, factory as backbones
 from optimizers import executor
@@ -89,6 +89,17 @@ class OuterOptions(Options):
     lr: float = option(above=0)
     schedule: str = option(choices=_schedules)
     min_lr_ratio: float = option(at_least=0)
+    decay: float = option(above=0)
+    decay_every: int = option(at_least=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.min_lr_ratio > 1:
+            raise ConfigError(f"outer.min_lr_ratio={self.min_lr_ratio} must be at most 1 (the final lr "
+                              "as a fraction of outer.lr)")
+        if self.schedule == "step" and self.decay_every < 1:
+            raise ConfigError("outer.schedule=step needs outer.decay_every >= 1 (iterations between "
+                              "decays), e.g. --set outer.decay_every=10000")
 
 
 @dataclass(frozen=True)

@@ -377,3 +377,47 @@ def test_the_wall_budget_stops_training_and_still_tests(tmp_path, capsys):
 
 def test_minutes_must_be_positive(capsys):
     fails(capsys, ["--dataset", "sinusoid", "--minutes", "0"], "--minutes", "minutes > 0")
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    ("constant", [1.0, 1.0, 1.0, 1.0, 1.0]),
+    ("linear", [1.0, 0.8, 0.6, 0.4, 0.2]),        # to min_lr_ratio=0 over 5 iterations
+    ("step", [1.0, 1.0, 0.5, 0.5, 0.25]),          # halved every 2 iterations
+    ("cosine", [1.0, 0.9045, 0.6545, 0.3455, 0.0955]),
+])
+def test_outer_schedule_sets_the_lr_of_each_meta_iteration(schedule, expected):
+    from problems.factory import build_outer_optimizer
+    options = load_options("maml", "sinusoid", [f"outer.schedule={schedule}", "outer.lr=1.0",
+                                                 "outer.decay_every=2", "outer.decay=0.5"],
+                           values={"iterations": 5})
+    optimizer, scheduler = build_outer_optimizer(options, torch.nn.Linear(1, 1))
+    seen = []
+    for _ in range(5):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if scheduler:
+            scheduler.step()
+    assert seen == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_run_steps_its_schedule_once_per_meta_iteration_and_resumes_it(tmp_path):
+    """The linear schedule reaches min_lr_ratio·lr at the last iteration, through a resume."""
+    out = tmp_path / "s"
+    sets = ["--set", "outer.schedule=linear", "--set", "outer.min_lr_ratio=0.5"]
+    assert run.main(sinusoid(out, 6, *sets)) == 0
+    state = checkpoint.load_checkpoint(out / "last.pt")
+    assert state["outer"]["scheduler"]["last_epoch"] == 6
+    assert state["outer"]["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.5e-3)
+
+
+def test_evaluate_writes_json_once(tmp_path, capsys):
+    out = tmp_path / "e"
+    assert run.main(sinusoid(out, 2)) == 0
+    target = tmp_path / "one_step.json"
+    assert run.main(["evaluate", "--checkpoint", str(out / "last.pt"), "--steps", "1",
+                     "--episodes", "4", "--json", str(target)]) == 0
+    record = json.loads(target.read_text())
+    assert (record["test"]["steps"], record["test"]["episodes"], record["iteration"]) == (1, 4, 2)
+    fails(capsys, ["evaluate", "--checkpoint", str(out / "last.pt"), "--json", str(target)],
+          "already exists", "--json")
+    assert json.loads(target.read_text()) == record
