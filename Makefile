@@ -5,7 +5,7 @@ PY := .venv/bin/python
 export METALEARN_DATA_ROOT ?= $(abspath ../shared/datasets)
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup run test bench
+.PHONY: setup run test bench results
 
 setup:
 	bash scripts/setup.sh
@@ -34,3 +34,11 @@ bench: setup
 	$(PY) benchmarks/memory.py --out benchmarks/results/memory.jsonl
 	$(PY) benchmarks/time_breakdown.py --out benchmarks/results/profile.jsonl
 	$(PY) benchmarks/table.py benchmarks/results
+
+# Results users can trust (hours on 2 CPU cores; not in CI): trains every run of
+# benchmarks/plateau.yaml two at a time, one core each (finished runs are kept, cut-off ones
+# resumed), gathers them into docs/results.json, then writes the README's results section and
+# docs/results.png. Rerun it after an interruption: it continues where it stopped.
+results: setup
+	PYTHONPATH=. $(PY) benchmarks/plateau.py --jobs 2
+	PYTHONPATH=. $(PY) benchmarks/results_section.py

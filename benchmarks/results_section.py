@@ -1,13 +1,12 @@
-"""Regenerate README's results section from real runs.
+"""Regenerate README's results sections from real runs: the trained-to-budget tables and figure
+(from docs/results.json, written by benchmarks/plateau.py) and the meta-gradient comparison.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/results_section.py            # train + compare, then write
-    PYTHONPATH=. .venv/bin/python benchmarks/results_section.py --quick    # a tiny budget (minutes)
-    PYTHONPATH=. .venv/bin/python benchmarks/results_section.py --from runs/results   # rewrite only
+    PYTHONPATH=. .venv/bin/python benchmarks/results_section.py              # rewrite both from disk
+    PYTHONPATH=. .venv/bin/python benchmarks/results_section.py --compare    # rerun run.py compare first
 
-Every problem in configs/problems/ is meta-trained on sinusoid and the shared Omniglot subset
-(omniglot5w1s, omniglot20w1s) with one seed and one budget, then `run.py compare` runs on
-sinusoid. The section between the README markers is rebuilt from the runs' results.json and
-compare.json (nothing typed by hand); the compare figure and JSON are copied to docs/
+`make results` trains the plan (benchmarks/plateau.py, hours) and then runs this. Nothing in the
+sections is typed by hand: every number comes from a run's results.json or compare.json, and the
+published figures beside them come from the plan file, where each carries its source.
 """
 from __future__ import annotations
 
@@ -22,19 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from configs import available_problems  # noqa: E402
 from compare.tables import format_table, megabytes  # noqa: E402
 from engines.evaluation import format_metric  # noqa: E402
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 COMPARE_START, COMPARE_END = "<!-- compare:start -->", "<!-- compare:end -->"
-DATASETS = ("sinusoid", "omniglot5w1s", "omniglot20w1s")
-BUDGETS = {  # name -> run.py settings; stated in the section
-    "full": {"iterations": 300, "sets": ["eval.episodes=600", "eval.val_every=50", "eval.val_episodes=50"]},
-    "quick": {"iterations": 20, "sets": ["eval.episodes=100", "eval.val_every=10", "eval.val_episodes=20",
-                                         "model.hidden=16"]},
-}
 COMPARE_ARGS = ["--dataset", "sinusoid", "--tasks", "4"]
+RESULTS_JSON = ROOT / "docs" / "results.json"
+FIGURE = "docs/results.png"
 
 
 def run(cmd: list[str]) -> None:
@@ -43,37 +37,130 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
 
 
-def train_all(out: Path, budget: dict, seed: int, data_root: str | None) -> None:
-    for dataset in DATASETS:
-        for problem in available_problems():
-            folder = out / dataset / problem
-            cmd = [sys.executable, "run.py", "--problem", problem, "--dataset", dataset, "--overwrite",
-                   "--iterations", str(budget["iterations"]), "--seed", str(seed), "--out", str(folder)]
-            if data_root:
-                cmd += ["--data-root", data_root]
-            for s in budget["sets"]:
-                if dataset == "sinusoid" and s.startswith("model.hidden"):
-                    continue  # the sinusoid MLP is already small
-                cmd += ["--set", s]
-            run(cmd)
-    run_compare(out, seed)
-    (out / "budget.json").write_text(json.dumps({**budget, "seed": seed}))
-
-
 def run_compare(out: Path, seed: int) -> None:
     run([sys.executable, "run.py", "compare", *COMPARE_ARGS, "--seed", str(seed), "--out", str(out / "compare")])
 
 
-def training_table(out: Path) -> str:
+def metric_text(test: dict | None, digits: int = 2) -> str:
+    if not test:
+        return "-"
+    text = format_metric(test["mean"], test["ci95"], test["metric"], digits=digits)
+    return text + (f" ({test['diverged']} diverged)" if test.get("diverged") else "")
+
+
+def sinusoid_table(records: list[dict], published: dict) -> str:
+    """Test MSE after each tested number of steps for each K, one row per method, published
+    one-step rows beside."""
+    shots = sorted({r["shots"] for r in records})
+    steps = sorted({r["test"]["steps"] for r in records} | {int(s) for r in records for s in r["also"]})
+    by = {(r["problem"], r["shots"]): r for r in records}
+    problems = list(dict.fromkeys(r["problem"] for r in records))
+
+    def at(record, n):
+        if record is None:
+            return None
+        return record["test"] if record["test"]["steps"] == n else record["also"].get(str(n))
+    rows = [[problem] + [metric_text(at(by.get((problem, k)), n)) for k in shots for n in steps]
+            for problem in problems]
+    for name, entry in published.items():
+        one_step = {int(k): v for k, v in entry["one_step"].items()}
+        rows.append([f"{name} (published)"] + [one_step[k] if n == 1 and k in one_step else "-"
+                                               for k in shots for n in steps])
+    header = ["method"] + [f"K={k} {n} step{'s' if n != 1 else ''}" for k in shots for n in steps]
+    return format_table(header, rows)
+
+
+def classification_table(records: list[dict]) -> str:
     rows = []
-    for path in sorted(out.glob("*/*/results.json"), key=lambda p: (DATASETS.index(p.parts[-3])
-                                                                     if p.parts[-3] in DATASETS else 99, p.parts[-2])):
-        r = json.loads(path.read_text())
-        t = r["test"]
-        rows.append([r["dataset"], r["problem"], str(r["iterations"]), f"{r['train_seconds']:.0f}",
-                     f"{t['metric']} {format_metric(t['mean'], t['ci95'], t['metric'], digits=1)}",
-                     str(t["episodes"])])
-    return format_table(["dataset", "problem", "iterations", "train s", "test (95% CI)", "episodes"], rows)
+    for r in records:
+        also = "; ".join(f"{metric_text(t, 1)} at {s} steps" for s, t in r["also"].items()) or "-"
+        best = r["best_validation"]
+        rows.append([r["problem"], metric_text(r["test"], 1), also, f"{r['iterations']}",
+                     f"{r['train_seconds'] / 60:.1f}", r["stopped"] or "-",
+                     f"{100 * best['mean']:.1f}% @ {best['iteration']}" if best else "-"])
+    return format_table(["problem", "test, 10 steps (95% CI)", "other test", "iterations", "train min",
+                         "stopped by", "best val @ it"], rows)
+
+
+def plot_validation(records: list[dict], path: Path) -> None:
+    """Validation metric against wall time and against iterations, one curve per method, one row
+    per setting."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys(r["setting"] for r in records))
+    fig, axes = plt.subplots(len(settings), 2, figsize=(11, 3.4 * len(settings)), squeeze=False)
+    for (left, right), setting in zip(axes, settings):
+        for r in (r for r in records if r["setting"] == setting):
+            curve = r["validation"]
+            if not curve:
+                continue
+            scale = 100 if r["test"]["metric"] == "accuracy" else 1
+            values = [scale * c["mean"] for c in curve]
+            left.plot([c["seconds"] / 60 for c in curve], values, "o-", ms=3, label=r["problem"])
+            right.plot([c["iteration"] for c in curve], values, "o-", ms=3, label=r["problem"])
+        ylabel = "val accuracy %" if records and any(r["setting"] == setting and r["test"]["metric"] == "accuracy"
+                                                     for r in records) else "val MSE"
+        left.set(xlabel="training wall time (min, one core)", ylabel=ylabel, title=setting)
+        right.set(xlabel="meta-iteration", ylabel=ylabel, title=setting)
+        if ylabel == "val MSE":
+            left.set_yscale("log")
+            right.set_yscale("log")
+        for ax in (left, right):
+            ax.grid(alpha=0.3)
+        right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def goals(records: list[dict]) -> list[str]:
+    """The issue's Omniglot goals, checked against the table (met / not met, with the numbers)."""
+    def acc(setting, problem=None):
+        found = [r["test"]["mean"] for r in records if r["setting"] == setting
+                 and (problem is None or r["problem"] == problem)]
+        return max(found) if found else None
+    lines = []
+    for text, value, target in [("5-way 1-shot, best method >= 95%", acc("omniglot5w1s"), 0.95),
+                                ("5-way 1-shot, MAML >= 93%", acc("omniglot5w1s", "maml"), 0.93),
+                                ("5-way 1-shot, iMAML >= 93%", acc("omniglot5w1s", "imaml"), 0.93),
+                                ("20-way 1-shot, best method >= 85%", acc("omniglot20w1s"), 0.85)]:
+        if value is not None:
+            lines.append(f"{text}: {'met' if value >= target else 'not met'} ({100 * value:.1f}%)")
+    return lines
+
+
+def section(results: dict) -> str:
+    records, plan, hw = results["records"], results["plan"], results["hardware"]
+    published = plan.get("published", {})
+    parts = [START, "### Results", "",
+             "Generated by `make results` (benchmarks/plateau.py trains the plan in "
+             "[benchmarks/plateau.yaml](benchmarks/plateau.yaml), benchmarks/results_section.py writes "
+             f"this; do not edit by hand). Seed {plan.get('seed', 0)}. Hardware: {hw['platform']}, "
+             f"{hw['cpus']} CPUs, torch {hw['torch']}, one core per run (two runs side by side), so "
+             "wall times are one core's. Every setting of each run is in the plan file and in its "
+             "results.json; the budgets are meta-iterations (a rerun gives the same table)."]
+    if results.get("missing"):
+        parts += ["", f"Not yet trained (missing from this table): {', '.join(results['missing'])}."]
+    sinusoid = [r for r in records if r["dataset"] == "sinusoid"]
+    if sinusoid:
+        episodes = sorted({r["test"]["episodes"] for r in sinusoid})
+        parts += ["", f"**Sinusoid regression**, test MSE (95% CI over {'/'.join(map(str, episodes))} test "
+                  "tasks) after 1 and after "
+                  "10 adaptation steps, each model trained at its K and selected by 1-step validation MSE. "
+                  + " ".join(entry["source"] for entry in published.values() if entry.get("source")),
+                  "", indent(sinusoid_table(sinusoid, published))]
+    for setting in dict.fromkeys(r["setting"] for r in records if r["dataset"] != "sinusoid"):
+        rows = [r for r in records if r["setting"] == setting]
+        parts += ["", f"**{setting}** ({rows[0]['dataset']}), test accuracy on {rows[0]['test']['episodes']} "
+                  f"episodes after {rows[0]['test']['steps']} steps "
+                  "(best validation checkpoint):", "", indent(classification_table(rows))]
+    lines = goals(records)
+    if lines:
+        parts += ["", "Goals of issue 16: " + "; ".join(lines) + "."]
+    parts += ["", f"![validation against wall time and iterations]({FIGURE})", END]
+    return "\n".join(parts)
 
 
 def compare_table(result: dict) -> str:
@@ -91,29 +178,9 @@ def indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def section(out: Path) -> str:
-    budget = json.loads((out / "budget.json").read_text())
-    hw = json.loads((out / "compare" / "compare.json").read_text())["hardware"]
-    return "\n".join([
-        START,
-        "### Results",
-        "",
-        f"Generated by `benchmarks/results_section.py` from the runs in `{out}` (do not edit by hand). "
-        f"Budget: {budget['iterations']} meta-iterations, seed {budget['seed']}, settings "
-        f"`{' '.join(budget['sets'])}` (model.hidden only on Omniglot). Hardware: {hw['platform']}, "
-        f"{hw['cpu_count']} CPUs, {hw['torch_threads']} torch thread(s), torch {hw['torch']}"
-        f"{', ' + hw['gpu'] if 'gpu' in hw else ''}. Omniglot is the shared subset (8 background "
-        "alphabets); budgets this small are smoke tests of the protocol, not benchmark numbers.",
-        "",
-        indent(training_table(out)),
-        END,
-    ])
-
-
-def compare_section(out: Path, docs_png: str) -> str:
+def compare_section(compare: dict, docs_png: str) -> str:
     """The meta-gradient comparison: one θ, one meta-batch, every method against the exact
     reference (or, where there is none, the reason)."""
-    compare = json.loads((out / "compare" / "compare.json").read_text())
     ref, hw = compare["reference"], compare["hardware"]
     if ref["exact"]:
         against = (f"against the implicit hypergradient, exact: minimiser refined by Newton steps to "
@@ -152,31 +219,24 @@ def write_readme(readme: Path, text: str, start: str = START, end: str = END) ->
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny budget: " + json.dumps(BUDGETS["quick"]))
-    p.add_argument("--from", dest="source", help="rebuild the section from this folder without training")
-    p.add_argument("--out", default="runs/results", help="where the runs go")
+    p.add_argument("--results", default=str(RESULTS_JSON), help="written by benchmarks/plateau.py")
+    p.add_argument("--out", default="runs/results", help="where run.py compare writes (with --compare)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root")
-    p.add_argument("--iterations", type=int, help="override the budget's meta-iterations")
-    p.add_argument("--compare", action="store_true",
-                   help="rerun only run.py compare and rewrite only its part of the section")
+    p.add_argument("--compare", action="store_true", help="rerun run.py compare before writing")
     p.add_argument("--readme", default=str(ROOT / "README.md"))
     args = p.parse_args(argv)
-    out = Path(args.source or args.out)
-    if args.compare and not args.source:
+    out, readme = Path(args.out), Path(args.readme)
+    if args.compare:
         run_compare(out, args.seed)
-    elif not args.source:
-        budget = dict(BUDGETS["quick" if args.quick else "full"])
-        if args.iterations:
-            budget["iterations"] = args.iterations
-        train_all(out, budget, args.seed, args.data_root)
-    (ROOT / "docs").mkdir(exist_ok=True)
-    for name in ("compare.png", "compare.json"):  # committed, so the README's figure and sweep stay
-        shutil.copyfile(out / "compare" / name, ROOT / "docs" / name)
-    if not args.compare:
-        write_readme(Path(args.readme), section(out))
-    write_readme(Path(args.readme), compare_section(out, "docs/compare.png"), COMPARE_START, COMPARE_END)
-    print(f"wrote the results section of {args.readme} and docs/compare.png")
+        (ROOT / "docs").mkdir(exist_ok=True)
+        for name in ("compare.png", "compare.json"):  # committed, so the README's figure and sweep stay
+            shutil.copyfile(out / "compare" / name, ROOT / "docs" / name)
+    results = json.loads(Path(args.results).read_text())
+    plot_validation(results["records"], readme.parent / FIGURE)
+    write_readme(readme, section(results))
+    compare = json.loads((ROOT / "docs" / "compare.json").read_text())
+    write_readme(readme, compare_section(compare, "docs/compare.png"), COMPARE_START, COMPARE_END)
+    print(f"wrote the results sections of {readme}, {FIGURE}")
     return 0
 
 

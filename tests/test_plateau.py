@@ -1,0 +1,114 @@
+"""`make results` on a tiny plan: runs are trained, resumed or kept, extra tests land beside them,
+the gathered records render into the README's tables and figure, and two trainings of the same
+plan give the same table."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmarks import plateau, results_section
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+seed: 1
+common: [eval.episodes=8, inner.task_threads=1]
+settings:
+  sinusoid-k5:
+    dataset: sinusoid
+    iterations: 6
+    set: [data.shots=5, data.query=5, eval.steps=1, eval.val_every=3, eval.val_episodes=4, data.meta_batch=2]
+    also_steps: [2]
+    problems:
+      maml: [inner.steps=1]
+      reptile: {iterations: 4, set: [inner.steps=2]}
+published:
+  maml: {source: "cited.", one_step: {5: "1.13 ± 0.18"}}
+"""
+
+
+def train_tiny(tmp_path: Path, name: str) -> dict:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(TINY)
+    target = tmp_path / f"{name}.json"
+    assert plateau.main(["--plan", str(plan), "--out", str(tmp_path / name), "--json", str(target),
+                         "--jobs", "1"]) == 0
+    return json.loads(target.read_text())
+
+
+def test_the_plan_file_names_real_problems_and_datasets():
+    from configs import available_datasets, available_problems
+    seed, runs = plateau.load_plan()
+    assert runs and seed == 0
+    for r in runs:
+        assert r.problem in available_problems() and r.dataset in available_datasets()
+        assert "inner.task_threads=1" in r.sets and "eval.episodes=600" in r.sets
+    omniglot = [r for r in runs if r.setting == "omniglot5w1s"]
+    assert {r.problem for r in omniglot} == set(available_problems())
+    assert all(any(s.startswith("eval.val_every=") for s in r.sets) for r in omniglot)
+
+
+def test_an_unknown_setting_is_refused_naming_the_choices(capsys):
+    assert plateau.main(["--only", "omniglot99", "--collect"]) == 2
+    err = capsys.readouterr().err
+    assert "omniglot99" in err and "sinusoid-k10" in err
+
+
+def test_a_cut_off_run_is_resumed_and_a_new_one_started(tmp_path):
+    seed, runs = plateau.load_plan(only=["sinusoid-k10"])
+    run = runs[0]
+    fresh = run.train_command(tmp_path, seed, None)
+    assert "--problem" in fresh and str(run.folder(tmp_path)) in fresh
+    run.folder(tmp_path).mkdir(parents=True)
+    (run.folder(tmp_path) / "last.pt").write_bytes(b"")
+    assert run.train_command(tmp_path, seed, None)[-2:] == ["--resume", str(run.folder(tmp_path))]
+
+
+def test_tiny_plan_trains_tests_and_renders(tmp_path):
+    first = train_tiny(tmp_path, "a")
+    assert first["missing"] == [] and [r["problem"] for r in first["records"]] == ["maml", "reptile"]
+    maml = first["records"][0]
+    assert maml["iterations"] == 6 and maml["stopped"] == "iterations" and maml["shots"] == 5
+    assert maml["also"]["2"]["steps"] == 2 and maml["test"]["steps"] == 1
+    assert [c["iteration"] for c in maml["validation"]] == [3, 6]
+    assert first["records"][1]["iterations"] == 4
+    # a second call keeps finished runs (no retraining: the records are the same, times included)
+    again = train_tiny(tmp_path, "a")
+    assert again["records"] == first["records"]
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\n")
+    (tmp_path / "docs").mkdir()
+    text = results_section.section(first)
+    assert "old" not in text and "maml (published)" in text and "1.13 ± 0.18" in text
+    assert re.search(r"maml\s+[\d.]+ ± [\d.]+\s+[\d.]+ ± [\d.]+", text)  # 1 and 2 steps
+    results_section.plot_validation(first["records"], tmp_path / "docs" / "results.png")
+    assert (tmp_path / "docs" / "results.png").stat().st_size > 1000
+
+
+def test_two_trainings_of_the_same_plan_give_the_same_table(tmp_path):
+    tables = []
+    for name in ("one", "two"):
+        records = train_tiny(tmp_path, name)["records"]
+        tables.append(results_section.sinusoid_table(records, {}))
+    assert tables[0] == tables[1]
+
+
+def test_classification_table_and_goals_from_records():
+    record = {"setting": "omniglot5w1s", "problem": "maml", "iterations": 500, "train_seconds": 480.0,
+              "stopped": "iterations", "also": {}, "best_validation": {"mean": 0.7, "iteration": 400},
+              "test": {"metric": "accuracy", "mean": 0.75, "ci95": 0.01, "diverged": 0}}
+    table = results_section.classification_table([record])
+    assert "75.0% ± 1.0%" in table and "70.0% @ 400" in table and "8.0" in table
+    assert results_section.goals([record]) == ["5-way 1-shot, best method >= 95%: not met (75.0%)",
+                                               "5-way 1-shot, MAML >= 93%: not met (75.0%)"]
+
+
+@pytest.mark.parametrize("name", ["results.json"])
+def test_committed_results_render(name):
+    path = ROOT / "docs" / name
+    if not path.exists():
+        pytest.skip("docs/results.json not generated yet")
+    text = results_section.section(json.loads(path.read_text()))
+    assert "### Results" in text and "accuracy" in text
