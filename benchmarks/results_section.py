@@ -44,6 +44,8 @@ def run_compare(out: Path, seed: int) -> None:
 def metric_text(test: dict | None, digits: int = 2) -> str:
     if not test:
         return "-"
+    if test["mean"] is None:  # every number is kept: say how many episodes diverged instead
+        return f"diverged on {test['diverged']} of {test['episodes']}"
     text = format_metric(test["mean"], test["ci95"], test["metric"], digits=digits)
     return text + (f" ({test['diverged']} diverged)" if test.get("diverged") else "")
 
