@@ -79,9 +79,10 @@ def classification_table(records: list[dict]) -> str:
         best = r["best_validation"]
         rows.append([r["problem"], metric_text(r["test"], 1), also, f"{r['iterations']}",
                      f"{r['train_seconds'] / 60:.1f}", r["stopped"] or "-",
-                     f"{100 * best['mean']:.1f}% @ {best['iteration']}" if best else "-"])
+                     f"{100 * best['mean']:.1f}% @ {best['iteration']} ({best['seconds'] / 60:.1f} min)"
+                     if best else "-"])
     return format_table(["problem", "test, 10 steps (95% CI)", "other test", "iterations", "train min",
-                         "stopped by", "best val @ it"], rows)
+                         "stopped by", "best val @ iteration (wall)"], rows)
 
 
 def plot_validation(records: list[dict], path: Path) -> None:

@@ -97,10 +97,10 @@ def test_two_trainings_of_the_same_plan_give_the_same_table(tmp_path):
 
 def test_classification_table_and_goals_from_records():
     record = {"setting": "omniglot5w1s", "problem": "maml", "iterations": 500, "train_seconds": 480.0,
-              "stopped": "iterations", "also": {}, "best_validation": {"mean": 0.7, "iteration": 400},
+              "stopped": "iterations", "also": {}, "best_validation": {"mean": 0.7, "iteration": 400, "seconds": 390.0},
               "test": {"metric": "accuracy", "mean": 0.75, "ci95": 0.01, "diverged": 0}}
     table = results_section.classification_table([record])
-    assert "75.0% ± 1.0%" in table and "70.0% @ 400" in table and "8.0" in table
+    assert "75.0% ± 1.0%" in table and "70.0% @ 400 (6.5 min)" in table and "8.0" in table
     assert results_section.goals([record]) == ["5-way 1-shot, best method >= 95%: not met (75.0%)",
                                                "5-way 1-shot, MAML >= 93%: not met (75.0%)"]
 
