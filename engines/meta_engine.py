@@ -43,6 +43,9 @@ class MetaEngine(Engine):
         self.history: list[dict] = []
         self.best: dict | None = None
         self.train_seconds = 0.0      # finished training time (this run and the ones it resumes)
+        # Process CPU seconds inside training steps only (no validation, no checkpoints): the
+        # clock time-to-accuracy curves use, unmoved by other processes on the machine.
+        self.cpu_seconds = 0.0
         self._started: float | None = None  # perf_counter() while run() is training
         self.resumes: list[dict] = []  # where the run was resumed and which settings changed
         self.show_progress = progress
@@ -98,7 +101,8 @@ class MetaEngine(Engine):
         summary = evaluate(self.inner, self.env, "validation", e.val_episodes, e.steps,
                            self.cfg.data.meta_batch)
         stats = {"iteration": self.global_step, "split": "validation", "mean": summary.mean,
-                 "ci95": summary.ci95, "loss": summary.loss, "seconds": self.elapsed()}
+                 "ci95": summary.ci95, "loss": summary.loss, "seconds": self.elapsed(),
+                 "cpu_seconds": round(self.cpu_seconds, 3)}
         self.record(stats)
         better = not summary.diverged and (self.best is None or self.improves(summary))
         if better:
@@ -163,11 +167,13 @@ class MetaEngine(Engine):
                 self.stopped = reason
                 break
             self.global_step += 1
+            cpu = time.process_time()
             stats = self.train_step()
+            self.cpu_seconds += time.process_time() - cpu
             bar.update(stats)
             if self.global_step % e.log_every == 0 or self.global_step in (1, total):
                 self.record({"iteration": self.global_step, "split": "train", **stats,
-                             "seconds": self.elapsed()})
+                             "seconds": self.elapsed(), "cpu_seconds": round(self.cpu_seconds, 3)})
             if not self.is_rank_zero():
                 continue
             if e.val_every and self.global_step % e.val_every == 0:
@@ -212,6 +218,7 @@ class MetaEngine(Engine):
                 "iteration": self.global_step, "env": self.env.state_dict(),
                 "counts": {p.name: p._count for p in self.problems}, "rng": capture_rng(),
                 "history": self.history, "best": self.best, "train_seconds": self.elapsed(),
+                "cpu_seconds": self.cpu_seconds,
                 "resumes": self.resumes, "config": self.cfg.to_dict(), "problem": self.cfg.problem,
                 "dataset": self.cfg.dataset}
 
@@ -234,6 +241,7 @@ class MetaEngine(Engine):
         restore_rng(state["rng"])
         self.history, self.best = list(state["history"]), state["best"]
         self.train_seconds = state["train_seconds"]
+        self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
         self.resumes = list(state.get("resumes", []))
         self.resumed_at = state["iteration"]
 
@@ -255,6 +263,7 @@ def write_results(out_dir: Path, cfg: RunOptions, summary: Summary, engine: Meta
     results = {
         "problem": cfg.problem, "dataset": cfg.dataset, "seed": cfg.seed,
         "iterations": engine.global_step, "train_seconds": round(engine.train_seconds, 3),
+        "cpu_seconds": round(engine.cpu_seconds, 3),
         "test_seconds": round(test_seconds, 3), "device": str(engine.device),
         "test": summary.as_dict(), "best_validation": engine.best,
         "history": engine.history, "resumes": engine.resumes, "config": cfg.to_dict(),

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-FIELDS = ["iteration", "split", "loss", "acc", "mean", "ci95", "seconds"]
+FIELDS = ["iteration", "split", "loss", "acc", "mean", "ci95", "seconds", "cpu_seconds"]
 
 
 def _cells(row: dict) -> list:

@@ -20,15 +20,19 @@ class MAMLEnv(Env):
     (seed, split, index), so resuming (set `iteration`) or evaluating in any order repeats exactly."""
 
     def __init__(self, pools: dict[str, TaskSampler], ways: int, shots: int, query: int,
-                 meta_batch: int = 4, seed: int = 0):
+                 meta_batch: int = 4, seed: int = 0, train_query: int | None = None):
         super().__init__()
         unknown = sorted(set(pools) - set(SPLITS))
         if unknown or "train" not in pools:
             raise ValueError(f"pools must map a subset of {SPLITS} including 'train', got {sorted(pools)}")
-        if min(ways, shots, query, meta_batch) < 1 or seed < 0:
-            raise ValueError("ways, shots, query and meta_batch must be >= 1 and seed >= 0")
+        train_query = query if train_query is None else train_query
+        if min(ways, shots, query, train_query, meta_batch) < 1 or seed < 0:
+            raise ValueError("ways, shots, query, train_query and meta_batch must be >= 1 and seed >= 0")
         self.pools = dict(pools)
         self.ways, self.shots, self.query = ways, shots, query
+        # Queries per class in meta-training episodes: the MAML paper's Omniglot code trains on
+        # one query per class (a fifth of the cost) and tests on 15; validation/test use `query`.
+        self.train_query = train_query
         self.meta_batch, self.seed = meta_batch, seed
         train = pools["train"]
         self.task_kind: str = train.task_kind
@@ -39,7 +43,7 @@ class MAMLEnv(Env):
                     f"data: the {split} split gives {sampler.task_kind} tasks on inputs "
                     f"{tuple(sampler.input_shape)} but the train split gives {self.task_kind} on "
                     f"{self.input_shape}; set data.train_name to a dataset of the same kind and image size")
-            sampler.check(ways, shots, query, split)
+            sampler.check(ways, shots, train_query if split == "train" else query, split)
         self.iteration: int = 0
         self.batch: Episode | None = None
         self.device = "cpu"
@@ -56,8 +60,9 @@ class MAMLEnv(Env):
         if start < 0 or count < 1:
             raise ValueError(f"need start >= 0 and count >= 1, got start={start}, count={count}")
         sampler = self.pools[split]
+        query = self.train_query if split == "train" else self.query
         return Episode.stack([
-            sampler.sample(task_generator(self.seed, split, index), self.ways, self.shots, self.query)
+            sampler.sample(task_generator(self.seed, split, index), self.ways, self.shots, query)
             for index in range(start, start + count)
         ])
 

@@ -37,6 +37,7 @@ class DataOptions(Options):
     ways: int = option(at_least=1, default=5)
     shots: int = option(at_least=1, default=1)
     query: int = option(at_least=1, default=15)
+    train_query: int | None = option(at_least=1, default=None)
     meta_batch: int = option(at_least=1, default=4)
     rotations: str = option(choices=lambda: held_out.ROTATED_SPLITS, default="train")
     split_by: str = option(choices=lambda: splits.SPLIT_BY, default="alphabet")

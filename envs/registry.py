@@ -30,4 +30,5 @@ def make_env(data: DataOptions | dict, data_root: str | None, seed: int) -> MAML
     if options.train_name and options.train_name != options.name:
         samplers["train"] = DATASETS[options.train_name](root, options)["train"]
     ways = 1 if options.name == "sinusoid" else options.ways
-    return MAMLEnv(samplers, ways, options.shots, options.query, options.meta_batch, seed)
+    return MAMLEnv(samplers, ways, options.shots, options.query, options.meta_batch, seed,
+                   train_query=options.train_query)
