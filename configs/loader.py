@@ -176,7 +176,10 @@ def merge_config(problem: str | None, dataset: str | None, overrides: list[str] 
     if problem in specific:
         _merge(cfg, specific[problem], schema, f"configs/datasets/{dataset}.yaml for_problem.{problem}")
     if user:
+        for_problem = user.pop("for_problem", None) or {}
         _merge(cfg, user, schema, config_file)
+        if problem in for_problem:  # a protocol file may keep one method's own settings
+            _merge(cfg, for_problem[problem], schema, f"{config_file} for_problem.{problem}")
     _apply(cfg, schema, layered)
     cfg["problem"], cfg["dataset"] = problem, dataset
     return cfg
@@ -188,7 +191,12 @@ def merge_more(cfg: dict, values: dict[str, Any] | None = None,
     schema = read_yaml(HERE / "defaults.yaml")
     result = copy.deepcopy(cfg)
     if config_file:
-        _merge(result, _user_file(config_file), schema, config_file)
+        user = dict(_user_file(config_file))
+        for_problem = user.pop("for_problem", None) or {}
+        _merge(result, user, schema, config_file)
+        if result.get("problem") in for_problem:
+            _merge(result, for_problem[result["problem"]], schema,
+                   f"{config_file} for_problem.{result['problem']}")
     _apply(result, schema, _layer(values, overrides))
     return result
 

@@ -29,3 +29,51 @@ def test_committed_results_render_every_table():
     for needle in ("GEMM 2048³", "maml/l2l-maml", "of conv peak", "speedup vs l2l", "K=50",
                    "Where one maml meta-iteration's time goes"):
         assert needle in text, needle
+
+
+# ---- time to accuracy (benchmarks/time_to_accuracy.py) -------------------------------------
+def _curve(*points):
+    return [{"cpu_seconds": s, "iteration": i, "mean": m, "ci95": 0.01} for s, i, m in points]
+
+
+def test_time_to_accuracy_reads_each_curve_at_a_budget():
+    from benchmarks.time_to_accuracy import marks_within, seconds_to_reach, value_at
+    assert marks_within(5) == [60.0, 120.0, 180.0, 300.0]
+    assert marks_within(0.1) == [6.0]
+    curve = _curve((60, 10, 0.5), (300, 50, 0.8), (900, 150, 0.9))
+    assert value_at(curve, 299.0)["mean"] == 0.5      # the last validation at or before the budget
+    assert value_at(curve, 300.0)["mean"] == 0.8
+    assert value_at(curve, 30.0) is None              # nothing validated yet
+    assert value_at(curve, 3600.0, extent=900.0) is None  # not trained that long
+    assert value_at(curve, 3600.0)["mean"] == 0.9     # stopped on its own: holds its last θ
+    assert seconds_to_reach(curve, 0.8) == 300
+    assert seconds_to_reach(curve, 0.95) is None
+
+
+def test_time_to_accuracy_summary_against_the_anchor():
+    from benchmarks.time_to_accuracy import ANCHOR, summarise
+    ours = _curve((300, 300, 0.85), (900, 900, 0.92))
+    anchor = _curve((300, 70, 0.80), (900, 210, 0.85))
+    table = summarise({"maml": ours, ANCHOR: anchor}, {"maml": 900.0, ANCHOR: 900.0}, budgets=(5, 15, 30))
+    at = table["maml"]["at_minutes"]
+    assert abs(at["5"]["minus_anchor"] - 0.05) < 1e-12 and abs(at["15"]["minus_anchor"] - 0.07) < 1e-12
+    assert at["30"]["mean"] is None                    # beyond both budgets: no number made up
+    assert table["maml"]["speedup_to_anchor_final"] == 900 / 300  # reaches 85% three times sooner
+
+
+def test_time_to_accuracy_trains_and_validates_on_a_tiny_budget(shared_data_root, tmp_path, monkeypatch):
+    """Both paths (a preset through the project's engine, the anchor through learn2learn) train
+    on the CPU clock and are validated at the marks; the JSON and the figure are written."""
+    import json
+    from benchmarks.time_to_accuracy import main
+    monkeypatch.setenv("METALEARN_DATA_ROOT", str(shared_data_root))
+    out = tmp_path / "tta.json"
+    main(["--methods", "fomaml,l2l-maml", "--minutes", "0.03", "--val-episodes", "2",
+          "--set", "data.meta_batch=2", "--json", str(out)])
+    record = json.loads(out.read_text())
+    assert list(record["methods"]) == ["fomaml", "l2l-maml"]
+    for method in record["methods"].values():
+        (point,) = method["curve"]
+        assert point["cpu_seconds"] >= 0.03 * 60 and point["iteration"] >= 1
+        assert 0.0 <= point["mean"] <= 1.0
+    assert out.with_suffix(".png").exists()

@@ -154,3 +154,14 @@ def test_sinusoid_tasks():
     again = make_env({"name": "sinusoid", "shots": 10, "query": 7, "meta_batch": 3}, None, seed=0)
     assert_same(again.step(), episode)
     assert not torch.equal(again.step().support_y, episode.support_y)
+
+
+def test_train_query_applies_to_meta_training_episodes_only():
+    pools = {split: ClassTaskSampler(tagged_pool()) for split in ("train", "validation", "test")}
+    env = MAMLEnv(pools, 5, 2, 3, meta_batch=4, seed=0, train_query=1)
+    train = env.step()
+    assert train.query_x.shape[1] == 5 * 1 and train.support_x.shape[1] == 5 * 2
+    assert set(train.query_y[0].tolist()) == set(range(5))
+    for split in ("validation", "test"):
+        assert env.episodes(split, 0, 2).query_x.shape[1] == 5 * 3
+    assert make_tagged_env().step().query_x.shape[1] == 5 * 3   # default: data.query everywhere

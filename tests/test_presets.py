@@ -76,3 +76,21 @@ def test_make_run_passes_iterations_explicitly():
     commands = [l for l in recipe if "run.py" in l]
     assert commands, "the run target must call run.py"
     assert all(re.search(r"--iterations[ =]\d+", c) for c in commands), commands
+
+
+def test_benchmark_protocol_file_applies_the_published_protocol_to_any_dataset():
+    """configs/protocols/benchmark.yaml: CNN4, meta-batch 4, 5 training / 10 test steps, 15
+    queries, 60,000 iterations, 600 test episodes, over the Omniglot presets' own protocol."""
+    protocol = str(ROOT / "configs" / "protocols" / "benchmark.yaml")
+    for problem in ("maml", "imaml", "fomaml", "anil"):
+        fast = load_options(problem, "omniglot5w1s")
+        cfg = load_options(problem, "omniglot5w1s", config_file=protocol)
+        assert (cfg.data.meta_batch, cfg.inner.steps, cfg.eval.steps) == (4, 5, 10), problem
+        assert cfg.data.train_query is None and cfg.data.query == 15
+        assert (cfg.iterations, cfg.eval.episodes, cfg.model.backbone) == (60000, 600, "cnn4")
+        assert cfg.outer.lr == 0.001 and cfg.inner.lr == fast.inner.lr
+    assert load_options("maml", "omniglot5w1s").data.meta_batch == 32   # the preset differs
+    reptile = load_options("reptile", "omniglot5w1s", config_file=protocol)
+    assert (reptile.outer.optimizer, reptile.outer.lr) == ("sgd", 1.0)  # its own outer step
+    mini = load_options("maml", "mini5shot")
+    assert load_options("maml", "mini5shot", config_file=protocol).to_dict() == mini.to_dict()
