@@ -29,6 +29,7 @@ COMPARE_START, COMPARE_END = "<!-- compare:start -->", "<!-- compare:end -->"
 COMPARE_ARGS = ["--dataset", "sinusoid", "--tasks", "4"]
 RESULTS_JSON = ROOT / "docs" / "results.json"
 FIGURE = "docs/results.png"
+TIME_TO_ACCURACY = "docs/time_to_accuracy"  # .json by benchmarks/time_to_accuracy.py, and .png
 
 
 def run(cmd: list[str]) -> None:
@@ -134,7 +135,7 @@ def goals(records: list[dict]) -> list[str]:
     return lines
 
 
-def section(results: dict) -> str:
+def section(results: dict, tta: dict | None = None) -> str:
     records, plan, hw = results["records"], results["plan"], results["hardware"]
     published = plan.get("published", {})
     parts = [START, "### Results", "",
@@ -143,8 +144,9 @@ def section(results: dict) -> str:
              f"this; do not edit by hand). Seed {plan.get('seed', 0)}. Hardware: {hw['platform']}, "
              f"{hw['cpus']} CPUs, torch {hw['torch']}, one core per run (two runs side by side), so "
              "wall times are one core's. Every setting of each run is in the plan file and in its "
-             "results.json; the budgets are meta-iterations, so a rerun with the same seed gives the same "
-             "accuracies, MSEs and iterations (only the wall times vary)."]
+             "results.json. Runs stop by `eval.patience` (no better validation for that many validations) "
+             "or at their iteration cap, as the `stopped by` column says; a rerun with the same seed "
+             "gives the same accuracies, MSEs and iterations (only the wall times vary)."]
     if results.get("missing"):
         parts += ["", f"Not yet trained (missing from this table): {', '.join(results['missing'])}."]
     sinusoid = [r for r in records if r["dataset"] == "sinusoid"]
@@ -162,9 +164,37 @@ def section(results: dict) -> str:
                   "(best validation checkpoint):", "", indent(classification_table(rows))]
     lines = goals(records)
     if lines:
-        parts += ["", "Goals of issue 16: " + "; ".join(lines) + "."]
-    parts += ["", f"![validation against wall time and iterations]({FIGURE})", END]
+        parts += ["", "Goals: " + "; ".join(lines) + "."]
+    parts += ["", f"![validation against wall time and iterations]({FIGURE})"]
+    if tta:
+        parts += ["", time_to_accuracy_part(tta)]
+    parts.append(END)
     return "\n".join(parts)
+
+
+def time_to_accuracy_part(record: dict) -> str:
+    """Validation accuracy at equal one-core CPU budgets, each method beside the anchor."""
+    from benchmarks.time_to_accuracy import ANCHOR, BUDGETS
+    rows = []
+    for name, entry in record["summary"].items():
+        cells = []
+        for minutes in BUDGETS:
+            at = entry["at_minutes"][str(minutes)]
+            if at["mean"] is None:
+                cells.append("-")
+                continue
+            margin = "" if name == ANCHOR or at["minus_anchor"] is None else \
+                f" ({100 * at['minus_anchor']:+.1f})"
+            cells.append(f"{100 * at['mean']:.1f}%{margin}")
+        rows.append([name + (" (anchor)" if name == ANCHOR else "")] + cells)
+    table = format_table(["method"] + [f"{m} CPU min" for m in BUDGETS], rows)
+    return "\n".join([
+        f"**Time to accuracy** on {record['dataset']}: validation accuracy "
+        f"({record['val_episodes']} episodes, 10 steps) against training CPU time of one core "
+        f"(process time, validation excluded) on {record['cpu']}; in brackets, points over the "
+        f"anchor (learn2learn's MAML at its Omniglot example settings on the same CNN4, θ and "
+        f"episodes). Written by benchmarks/time_to_accuracy.py into {TIME_TO_ACCURACY}.json.",
+        "", indent(table), "", f"![validation accuracy against CPU minutes]({TIME_TO_ACCURACY}.png)"])
 
 
 def compare_table(result: dict) -> str:
@@ -237,7 +267,9 @@ def main(argv=None) -> int:
             shutil.copyfile(out / "compare" / name, ROOT / "docs" / name)
     results = json.loads(Path(args.results).read_text())
     plot_validation(results["records"], readme.parent / FIGURE)
-    write_readme(readme, section(results))
+    tta_path = readme.parent / f"{TIME_TO_ACCURACY}.json"
+    tta = json.loads(tta_path.read_text()) if tta_path.exists() else None
+    write_readme(readme, section(results, tta))
     compare = json.loads((ROOT / "docs" / "compare.json").read_text())
     write_readme(readme, compare_section(compare, "docs/compare.png"), COMPARE_START, COMPARE_END)
     print(f"wrote the results sections of {readme}, {FIGURE}")

@@ -230,6 +230,8 @@ def main(argv=None) -> None:
                         help=f"problem presets to train, and {ANCHOR} for the anchor")
     parser.add_argument("--from-run", action="append", default=[], metavar="NAME=RUN_DIR",
                         help="take NAME's curve from a run folder (its cpu_seconds column)")
+    parser.add_argument("--reuse", action="append", default=[], type=Path, metavar="JSON",
+                        help="take the methods a previous record of this script holds")
     parser.add_argument("--minutes", type=float, default=60.0, help="CPU minutes per method")
     parser.add_argument("--val-episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -248,15 +250,23 @@ def main(argv=None) -> None:
     sets = dict(item.split("=", 1) for item in args.set)
     methods = [m for m in args.methods.split(",") if m]
     taken = dict(item.split("=", 1) for item in args.from_run)
+    reused = {}
+    for path in args.reuse:
+        previous = json.loads(path.read_text())
+        if previous.get("dataset") != args.dataset:
+            raise SystemExit(f"error: {path} is a record on {previous.get('dataset')}, not {args.dataset}")
+        reused.update(previous["methods"])
     specs = [{"method": m, "dataset": args.dataset, "seed": args.seed, "minutes": args.minutes,
               "marks": marks_within(args.minutes), "val_episodes": args.val_episodes,
-              "sets": {} if m == ANCHOR else sets} for m in methods if m not in taken]
+              "sets": {} if m == ANCHOR else sets}
+             for m in methods if m not in taken and m not in reused]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         trained = list(pool.map(run_worker, specs))
     record = {"benchmark": "time_to_accuracy", "dataset": args.dataset, "cpu": cpu_model(),
               "clock": "process CPU seconds of training, one thread, validation excluded",
               "val_episodes": args.val_episodes, "seed": args.seed, "minutes": args.minutes,
               "methods": {}}
+    record["methods"].update(reused)
     for result in trained:
         record["methods"][result["method"]] = {**result, "extent_seconds": 60.0 * args.minutes}
     for name, folder in taken.items():
@@ -266,8 +276,8 @@ def main(argv=None) -> None:
         record["methods"][name] = {"method": name, "curve": curve, "from_run": str(folder),
                                    "extent_seconds": extent if extent != float("inf") else None,
                                    **info}
-    record["methods"] = {name: record["methods"][name] for name in methods + list(taken)
-                         if name in record["methods"]}
+    order = list(dict.fromkeys(methods + list(taken) + list(reused)))
+    record["methods"] = {name: record["methods"][name] for name in order if name in record["methods"]}
     extents = {n: m["extent_seconds"] if m["extent_seconds"] is not None else float("inf")
                for n, m in record["methods"].items()}
     record["summary"] = summarise({n: m["curve"] for n, m in record["methods"].items()}, extents)
