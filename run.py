@@ -31,7 +31,9 @@ from engines import CheckpointError, MetaEngine, TrainingDiverged, load_checkpoi
 from engines.records import json_text  # noqa: E402
 from engines.evaluation import describe_protocol, divergence_hint, evaluate, protocol_config  # noqa: E402
 from engines.resume import resume_folder, resumed_config  # noqa: E402
-from engines.run_folder import RunFolderError, check_writable, claim, default_run_dir, remove_orphans  # noqa: E402
+from engines.checkpoint import require_resumable  # noqa: E402
+from engines.run_folder import (FolderLock, RunFolderError, check_one_run, claim,  # noqa: E402
+                                commit_replacement, default_run_dir, remove_orphans, restore_replaced)
 from optimizers import OptimizerSpecError  # noqa: E402
 from problems.factory import ProblemConfigError  # noqa: E402
 from problems.options import RunOptions, load_options  # noqa: E402
@@ -109,9 +111,14 @@ def source_of(key: str, args) -> str:
 
 def train(argv) -> int:
     args = train_parser().parse_args(argv)
+    if args.out is not None and not args.out.strip():
+        raise RunFolderError("--out is empty; pass a folder path, or leave --out out for the "
+                             "default runs/<problem>-<dataset>-s<seed>")
     if args.resume:
         out = resume_folder(args.resume, args.out, args.overwrite)
         state = load_checkpoint(out / "last.pt")
+        require_resumable(out / "last.pt", state)
+        check_one_run(out, state)
         values = {k: v for k, v in flag_values(args).items() if k != "out"}
         values.update({k: getattr(args, k) for k in ("problem", "dataset") if getattr(args, k)})
         cfg, changed = resumed_config(out, state, values, args.set, args.config,
@@ -128,11 +135,15 @@ def train(argv) -> int:
     if not engine.is_rank_zero():  # under torchrun, other ranks only train their share
         engine.run()
         return 0
-    # Nothing is written before this point: a mistake above loses no earlier run.
+    # Nothing is written before this point: a mistake above loses no earlier run. From here the
+    # folder is this process's alone until it exits.
+    lock = FolderLock(out).acquire("training run")
+    replaced = None
     if state is None:
-        claim(out, args.overwrite)
+        replaced = claim(out, args.overwrite)
+        if replaced is not None:  # the old run goes only once the new one has trained a step
+            engine.on_first_step = lambda: commit_replacement(out)
     else:
-        check_writable(out)
         remove_orphans(out)
         engine.resumes.append({"iteration": state["iteration"],
                                "changed": {k: list(v) for k, v in changed.items()}})
@@ -145,9 +156,20 @@ def train(argv) -> int:
     try:
         summary = engine.run()
     except KeyboardInterrupt:
+        if replaced is not None and restore_replaced(out):
+            print(f"interrupted before the first step; the run that was in {out} is back",
+                  file=sys.stderr)
+            return 130
         print(f"interrupted at iteration {engine.global_step}; {resume_hint(out, cfg)}",
               file=sys.stderr)
         return 130
+    except BaseException:
+        if replaced is not None and restore_replaced(out):
+            print(f"note: the new run failed before its first step; the run that was in {out} "
+                  "is back", file=sys.stderr)
+        raise
+    finally:
+        lock.release()
     print_summary(cfg, summary, engine.train_seconds, out, engine.stopped, engine.global_step)
     return 0
 
@@ -164,8 +186,9 @@ def resume_hint(out: Path, cfg: RunOptions) -> str:
 
 def print_summary(cfg, summary, train_seconds, out, stopped: str, iteration: int) -> None:
     metric = "accuracy" if summary.metric == "accuracy" else "MSE"
+    tested = "the best θ was tested" if cfg.eval.val_every else "the final θ was tested"
     done = str(iteration) + ("" if stopped == "iterations" else
-                             f" of {cfg.iterations} (stopped: {stopped}; the best θ was tested)")
+                             f" of {cfg.iterations} (stopped: {stopped}; {tested})")
     rows = [("problem", cfg.problem), ("dataset", cfg.dataset),
             ("iterations", done), ("train time", f"{train_seconds:.1f} s"),
             (f"test {metric}", f"{summary} (95% CI, {summary.episodes} episodes, "

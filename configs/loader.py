@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from configs.typed import ConfigError
+from configs.typed import ConfigError, quoted
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,9 +31,69 @@ def available_datasets() -> list[str]:
     return _names("datasets")
 
 
+#: Bounds on what a config file may be and expand to (aliases can make a few hundred bytes stand
+#: for gigabytes); a real config is a few kilobytes and a few hundred values.
+MAX_FILE_BYTES = 1 << 20
+MAX_VALUES = 10_000
+
+
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML keeps the last one
+    silently, so a repeated section would drop the first one's keys)."""
+
+
+def _mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: key {quoted(key)} is given twice "
+                              f"in one section (first on line {seen[key] + 1}); merge them into one")
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def _count_values(data: Any, budget: int) -> int:
+    """Values in `data` as it expands (a value reached twice through aliases counts twice);
+    stops counting past `budget`."""
+    count, stack = 0, [data]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """YAML text as plain data: no code, no duplicate keys, no expansion beyond MAX_VALUES."""
+    if len(text) > MAX_FILE_BYTES:
+        raise ConfigError(f"{where} is {len(text)} characters; a config is at most {MAX_FILE_BYTES}: "
+                          "pass a config file of settings, not data")
+    data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 (StrictLoader is a SafeLoader)
+    if _count_values(data, MAX_VALUES) > MAX_VALUES:
+        raise ConfigError(f"{where} expands to more than {MAX_VALUES} values (through YAML aliases); "
+                          "write the settings out without nested aliases")
+    return data
+
+
 def read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()[:MAX_FILE_BYTES + 1]
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    try:
+        data = safe_yaml(text, str(path))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}" if not str(err).startswith(str(path)) else str(err)) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -67,7 +127,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set expects key=value (e.g. inner.lr=0.1), got {text!r}")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = safe_yaml(value, f"--set {key.strip()}") if value.strip() else None
     except yaml.YAMLError:
         parsed = value
     return key.strip(), parsed
@@ -82,7 +142,7 @@ def _merge(base: dict, layer: dict, schema: dict, source: str, prefix: str = "")
         if isinstance(schema[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{path} in {source} must be a mapping of "
-                                  f"{', '.join(schema[key])}, got {value!r}")
+                                  f"{', '.join(schema[key])}, got {quoted(value)}")
             _merge(base[key], value, schema[key], source, path + ".")
         else:
             base[key] = _coerce(path, value, base[key], source)
@@ -106,8 +166,8 @@ def _coerce(path: str, value: Any, current: Any, source: str) -> Any:
     if not ok:
         name = expected.__name__
         article = "an" if name[0] in "aeiou" else "a"
-        raise ConfigError(f"{path}={value!r} in {source} must be {article} {name} "
-                          f"(before this setting it was {current!r})")
+        raise ConfigError(f"{path}={quoted(value)} in {source} must be {article} {name} "
+                          f"(before this setting it was {quoted(current)})")
     return value
 
 

@@ -30,6 +30,12 @@ def option(*, choices: Callable[[], Iterable] | None = None, at_least: float | N
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def quoted(value: Any, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters: an error line never echoes a whole huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def _shown(value: Any) -> str:
     return "null" if value is None else str(value)
 
@@ -87,7 +93,7 @@ class Options:
         return f"{cls.section}.{name}" if cls.section else name
 
     def _fail(self, name: str, value: Any, must: str) -> None:
-        raise self.error(f"config: {self._key(name)}={value!r} {must}; fix {self._key(name)} in "
+        raise self.error(f"config: {self._key(name)}={quoted(value)} {must}; fix {self._key(name)} in "
                          f"the config or --set {self._key(name)}=...")
 
     def _typed(self, name: str, value: Any, hint: Any) -> Any:

@@ -3,22 +3,27 @@ crash, a kill or a full disk while saving leaves the previous checkpoint intact;
 SHA-256 of their payload, so a file damaged after it was written is refused at load instead of
 silently giving wrong parameters (torch's own zip reader does not notice overwritten bytes).
 
-File layout: one header line `metalearn-checkpoint 2 sha256=<hex> bytes=<n>` and then the
-`torch.save` payload of n bytes."""
+File layout: one header line `metalearn-checkpoint 3 sha256=<hex> bytes=<n>` and then the
+`torch.save` payload of n bytes. Reading never runs code from the file: torch's weights-only
+unpickler builds only tensors and plain containers, and the contents are then checked against
+what a checkpoint holds (format 3 stores no numpy objects; format 2 files, which hold numpy's
+RNG state, are read with numpy's array builder allow-listed and nothing else)."""
 from __future__ import annotations
 
 import errno
 import hashlib
 import io
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 PROJECT_VERSION = "0.1.0"
 MAGIC = b"metalearn-checkpoint"
 #: The other checkpoint a run folder holds, offered when one of them is damaged.
@@ -100,14 +105,62 @@ def _read(path: Path, offer_sibling: bool = True) -> dict:
         raise CheckpointError(f"{path} {damage}; " + (_alternative(path) if offer_sibling else ""))
     payload = raw.partition(b"\n")[2] if raw.startswith(MAGIC) else raw
     try:
-        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(NUMPY_RNG_GLOBALS):
+            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        named = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f" (it names {named.group(1)})" if named else ""
+        raise CheckpointError(f"{path} holds objects a checkpoint may not hold{what}; it was refused "
+                              "unread, as loading it could run code: use a checkpoint this project "
+                              "wrote") from None
     except Exception as err:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}); pass the "
                               "best.pt or last.pt of a run folder") from None
-    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+    check_contents(path, state)
+    return state
+
+
+#: numpy's array builder, allow-listed only for format-2 files (their numpy RNG state).
+NUMPY_RNG_GLOBALS = [np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+try:
+    NUMPY_RNG_GLOBALS.append(np._core.multiarray._reconstruct)
+except AttributeError:  # numpy < 2
+    NUMPY_RNG_GLOBALS.append(np.core.multiarray._reconstruct)
+
+#: What a checkpoint holds, by key: what evaluating needs, and what resuming needs besides.
+TEST_KEYS = {"config": dict, "model": dict, "iteration": int, "problem": str, "dataset": str}
+RESUME_KEYS = {"outer": dict, "env": dict, "counts": dict, "rng": dict, "history": list,
+               "train_seconds": float}
+OPTIONAL_KEYS = {"format", "version", "best", "resumes", "cpu_seconds", "run_id"}
+
+
+def check_contents(path: Path, state) -> None:
+    """One line when the file is not a checkpoint of this project, or lacks what a test needs."""
+    if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a checkpoint of this project; pass the best.pt or "
                               "last.pt of a run folder")
-    return state
+    missing = [k for k in TEST_KEYS if k not in state]
+    wrong = [k for k, kind in TEST_KEYS.items() if k in state and not isinstance(state[k], kind)]
+    unknown = sorted(set(state) - set(TEST_KEYS) - set(RESUME_KEYS) - OPTIONAL_KEYS, key=str)
+    model = state.get("model")
+    if isinstance(model, dict) and not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                           for k, v in model.items()):
+        wrong.append("model")
+    if missing or wrong or unknown:
+        parts = ([f"lacks {', '.join(missing)}"] if missing else []) + \
+                ([f"has the wrong type for {', '.join(wrong)}"] if wrong else []) + \
+                ([f"holds unknown keys {', '.join(map(str, unknown[:5]))}"] if unknown else [])
+        raise CheckpointError(f"{path} is not a checkpoint of this project ({'; '.join(parts)}); "
+                              "pass the best.pt or last.pt of a run folder")
+
+
+def require_resumable(path: Path, state: dict) -> None:
+    """A checkpoint to continue from must hold the optimizer, sampler, RNG and records too."""
+    missing = [k for k, kind in RESUME_KEYS.items()
+               if not isinstance(state.get(k), kind) and not (kind is float and isinstance(state.get(k), int))]
+    if missing:
+        raise CheckpointError(f"{path} cannot be resumed: it lacks {', '.join(missing)}; test it with "
+                              f"run.py evaluate --checkpoint {path}, or train again")
 
 
 def _alternative(path: Path) -> str:
@@ -129,8 +182,10 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def capture_rng() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-             "python": random.getstate()}
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    numpy_state = {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)),
+                   "position": int(position), "has_gauss": int(has_gauss), "cached": float(cached)}
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -138,7 +193,11 @@ def capture_rng() -> dict:
 
 def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    saved = state["numpy"]
+    if isinstance(saved, dict):
+        saved = (saved["name"], saved["keys"].numpy().astype(np.uint32), saved["position"],
+                 saved["has_gauss"], saved["cached"])
+    np.random.set_state(saved)
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -16,7 +16,7 @@ class Summary:
     split: str
     metric: str          # "accuracy" (classification) or "mse" (regression)
     mean: float
-    ci95: float
+    ci95: float | None   # None below 2 episodes: one episode says nothing about the spread
     episodes: int
     steps: int
     loss: float          # mean query loss (cross-entropy or MSE)
@@ -29,16 +29,22 @@ class Summary:
         return format_metric(self.mean, self.ci95, self.metric)
 
 
-def format_metric(mean: float, ci95: float, metric: str, digits: int = 2) -> str:
+def format_metric(mean: float, ci95: float | None, metric: str, digits: int = 2) -> str:
     """`mean ± ci95` as printed everywhere: accuracy in percent, MSE with two more digits."""
     if metric == "accuracy":
-        return f"{100 * mean:.{digits}f}% ± {100 * ci95:.{digits}f}%"
-    return f"{mean:.{digits + 2}f} ± {ci95:.{digits + 2}f}"
+        spread = "n/a" if ci95 is None else f"{100 * ci95:.{digits}f}%"
+        return f"{100 * mean:.{digits}f}% ± {spread}"
+    spread = "n/a" if ci95 is None else f"{ci95:.{digits + 2}f}"
+    return f"{mean:.{digits + 2}f} ± {spread}"
 
 
-def confidence_interval(values) -> tuple[float, float]:
+def confidence_interval(values) -> tuple[float, float | None]:
+    """Mean and the half-width of its 95% interval, 1.96·s/√n with the sample deviation s
+    (n − 1 in the denominator); None below two values, where s is undefined."""
     values = np.asarray(values, dtype=np.float64)
-    return float(values.mean()), float(1.96 * values.std() / math.sqrt(len(values)))
+    if len(values) < 2:
+        return float(values.mean()), None
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def evaluate(inner, env, split: str, episodes: int, steps: int, chunk: int = 4,

@@ -21,6 +21,7 @@ from engines.checkpoint import (CheckpointError, capture_rng, load_checkpoint, r
 from engines.evaluation import Summary, divergence_hint, evaluate
 from engines.progress import Progress
 from engines.records import CsvLog, json_text, plot_curves, tensorboard_logger
+from engines.run_folder import new_run_id
 from problems import NonFiniteLoss, RunOptions, build_problems
 from problems.system import engine_strategy
 
@@ -53,6 +54,8 @@ class MetaEngine(Engine):
         # (`eval.patience`); single-process only: ranks would stop apart.
         self.max_seconds = max_seconds if max_seconds is not None else (cfg.minutes * 60 or None)
         self.stopped = ""  # why training ended: iterations, wall time or patience
+        self.run_id: str | None = new_run_id()  # every checkpoint and results.json carry it
+        self.on_first_step = None  # called once this process has trained one step
         super().__init__(problems=problems, config=config, dependencies=dependencies, env=env)
         # Records are opened by run(): building an engine writes nothing into the run folder.
         self.csv, self.tensorboard = CsvLog(None), None
@@ -170,6 +173,9 @@ class MetaEngine(Engine):
             cpu = time.process_time()
             stats = self.train_step()
             self.cpu_seconds += time.process_time() - cpu
+            if self.on_first_step is not None:
+                self.on_first_step()
+                self.on_first_step = None
             bar.update(stats)
             if self.global_step % e.log_every == 0 or self.global_step in (1, total):
                 self.record({"iteration": self.global_step, "split": "train", **stats,
@@ -195,7 +201,7 @@ class MetaEngine(Engine):
         self.train_seconds, self._started = self.elapsed(), None
         self.save("last.pt")
         if self.best is not None and self.out_dir:
-            self.outer.module.load_state_dict(load_checkpoint(self.out_dir / "best.pt")["model"])
+            self.outer.module.load_state_dict(self.own_checkpoint("best.pt")["model"])
         summary = self.test()
         self.cleanup()
         return summary
@@ -220,7 +226,17 @@ class MetaEngine(Engine):
                 "history": self.history, "best": self.best, "train_seconds": self.elapsed(),
                 "cpu_seconds": self.cpu_seconds,
                 "resumes": self.resumes, "config": self.cfg.to_dict(), "problem": self.cfg.problem,
-                "dataset": self.cfg.dataset}
+                "dataset": self.cfg.dataset, "run_id": self.run_id}
+
+    def own_checkpoint(self, name: str) -> dict:
+        """A checkpoint of this run folder, refused if another run wrote it (e.g. copied in)."""
+        path = self.out_dir / name
+        state = load_checkpoint(path)
+        if self.run_id and state.get("run_id") not in (None, self.run_id):
+            raise CheckpointError(f"{path} was written by another run (id {state['run_id'][:8]}, "
+                                  f"this run is {self.run_id[:8]}); it was not tested: keep one run "
+                                  "per folder, and test that file with run.py evaluate")
+        return state
 
     def save(self, name: str) -> None:
         if self.out_dir and self.is_rank_zero():
@@ -244,6 +260,7 @@ class MetaEngine(Engine):
         self.cpu_seconds = float(state.get("cpu_seconds", 0.0))
         self.resumes = list(state.get("resumes", []))
         self.resumed_at = state["iteration"]
+        self.run_id = state.get("run_id")  # None: written before runs carried an id
 
     def open_records(self) -> None:
         """log.csv and TensorBoard in the run folder. A resumed run drops what the stopped run
@@ -261,7 +278,7 @@ class MetaEngine(Engine):
 def write_results(out_dir: Path, cfg: RunOptions, summary: Summary, engine: MetaEngine,
                   test_seconds: float) -> dict:
     results = {
-        "problem": cfg.problem, "dataset": cfg.dataset, "seed": cfg.seed,
+        "problem": cfg.problem, "dataset": cfg.dataset, "seed": cfg.seed, "run_id": engine.run_id,
         "iterations": engine.global_step, "train_seconds": round(engine.train_seconds, 3),
         "cpu_seconds": round(engine.cpu_seconds, 3),
         "test_seconds": round(test_seconds, 3), "device": str(engine.device),

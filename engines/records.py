@@ -87,7 +87,7 @@ def plot_curves(history: list[dict], path: Path, metric: str) -> None:
         left.plot([h["iteration"] for h in valid], [h["loss"] for h in valid], "o-",
                   label="validation (query loss)")
         right.errorbar([h["iteration"] for h in valid], [h["mean"] for h in valid],
-                       yerr=[h["ci95"] for h in valid], fmt="o-", capsize=3)
+                       yerr=[h["ci95"] or 0.0 for h in valid], fmt="o-", capsize=3)
     left.set(xlabel="meta-iteration", ylabel="query loss", title="Loss")
     left.legend()
     label = "validation accuracy" if metric == "accuracy" else "validation MSE"

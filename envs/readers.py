@@ -44,12 +44,36 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+#: What learn2learn's mini-ImageNet caches hold: dicts of numpy arrays, lists and strings. Any
+#: other global a pickle names (a function to call, a class to build) is refused.
+SAFE_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
+    ("collections", "OrderedDict"), ("_codecs", "encode"),  # protocol 2 writes bytes this way
+}
+
+
+class DataUnpickler(pickle.Unpickler):
+    """An unpickler that builds only numpy arrays and plain containers: reading a data file
+    never runs code named in it."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in SAFE_PICKLE_GLOBALS or (module.startswith("numpy") and name.endswith("DType")
+                                                     and module in ("numpy.dtypes", "numpy")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it names {module}.{name}, which a data file may not hold")
+
+
 def read_pickle(path: Path, dataset: str):
-    """Unpickle a file we trust by location (learn2learn's dataset caches)."""
+    """Unpickle a dataset cache (learn2learn's), admitting only arrays, dicts, lists and strings."""
     check_payload(path, dataset, "pickle")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f)
+            return DataUnpickler(f).load()
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"{dataset}: {path} was refused ({exc}); {REDOWNLOAD}") from None
     except Exception as exc:  # corrupt or truncated files raise many different types
         raise DataError(
             f"{dataset}: {path} is not a readable pickle ({_reason(exc)}); "
