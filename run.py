@@ -34,12 +34,13 @@ from engines.resume import resume_folder, resumed_config  # noqa: E402
 from engines.checkpoint import require_resumable  # noqa: E402
 from engines.run_folder import (FolderLock, RunFolderError, check_one_run, claim,  # noqa: E402
                                 commit_replacement, default_run_dir, remove_orphans, restore_replaced)
+from models.factory import BackboneError  # noqa: E402
 from optimizers import OptimizerSpecError  # noqa: E402
 from problems.factory import ProblemConfigError  # noqa: E402
 from problems.options import RunOptions, load_options  # noqa: E402
 
 USER_ERRORS = (ConfigError, DataError, OptimizerSpecError, ProblemConfigError, TrainingDiverged,
-               CheckpointError, RunFolderError)
+               CheckpointError, RunFolderError, BackboneError)
 
 COMMANDS_HELP = """other commands:
   run.py evaluate --checkpoint RUN/best.pt   re-test a trained model (run.py evaluate --help)

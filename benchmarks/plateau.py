@@ -16,8 +16,10 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,15 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 PLAN = ROOT / "benchmarks" / "plateau.yaml"
+#: The default plan's records: the ones the README's results section is written from.
+RESULTS = ROOT / "docs" / "results.json"
+#: Setting names become folder names: no separators, no leading dot.
+SETTING_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: Saved-config keys that do not make a run another run (where it lies, what ran it).
+NOT_COMPARED = ("out", "data_root", "device")
 
 
 class PlanError(ValueError):
@@ -50,6 +60,8 @@ class PlannedRun:
             return [sys.executable, "run.py", "--resume", str(folder)]
         cmd = [sys.executable, "run.py", "--problem", self.problem, "--dataset", self.dataset,
                "--seed", str(seed), "--out", str(folder)]
+        if folder.exists() and not (folder / "results.json").exists():
+            cmd.append("--overwrite")  # killed before its first checkpoint: nothing to keep
         if self.iterations is not None:
             cmd += ["--iterations", str(self.iterations)]
         if data_root:
@@ -59,19 +71,51 @@ class PlannedRun:
         return cmd
 
 
+def _plan_text(path: Path) -> dict:
+    from configs.loader import safe_yaml
+    from configs import ConfigError
+    try:
+        plan = safe_yaml(path.read_text(encoding="utf-8"), str(path))
+    except OSError as err:
+        raise PlanError(f"cannot read the plan {path} ({err.strerror or err}); pass --plan FILE") from None
+    except (UnicodeDecodeError, yaml.YAMLError, ConfigError) as err:
+        raise PlanError(f"{path} is not a readable plan ({str(err).splitlines()[0]}); see "
+                        "benchmarks/plateau.yaml for the format") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("settings"), dict) or not plan["settings"]:
+        raise PlanError(f"{path} needs a `settings:` mapping of setting name -> dataset, problems; "
+                        "see benchmarks/plateau.yaml")
+    return plan
+
+
 def load_plan(path: Path = PLAN, only: list[str] | None = None) -> tuple[int, list[PlannedRun]]:
-    """(seed, runs in the order written). Validation every iterations // `validations` where a
-    setting gives `validations` instead of eval.val_every."""
-    plan = yaml.safe_load(path.read_text())
+    """(seed, runs in the order written), every entry checked before anything runs. Validation
+    every iterations // `validations` where a setting gives `validations` instead of eval.val_every."""
+    from configs import available_datasets, available_problems
+    plan = _plan_text(path)
     settings = plan["settings"]
     unknown = sorted(set(only or []) - set(settings))
     if unknown:
         raise PlanError(f"--only {','.join(unknown)}: not in {path.name}; choose from {', '.join(settings)}")
+    try:
+        seed = int(plan.get("seed", 0))
+    except (TypeError, ValueError):
+        raise PlanError(f"{path}: seed must be an integer") from None
     runs = []
     for name, setting in settings.items():
+        if not isinstance(name, str) or not SETTING_NAME.match(name):
+            raise PlanError(f"{path}: setting name {name!r} must be letters, digits, '_', '.' or '-' "
+                            "(it names a folder)")
         if only and name not in only:
             continue
+        if not isinstance(setting, dict) or not isinstance(setting.get("problems"), dict):
+            raise PlanError(f"{path}: setting {name} needs `dataset:` and a `problems:` mapping")
+        if setting.get("dataset") not in available_datasets():
+            raise PlanError(f"{path}: setting {name} has dataset {setting.get('dataset')!r}; choose "
+                            f"one of: {', '.join(available_datasets())}")
         for problem, spec in setting["problems"].items():
+            if problem not in available_problems():
+                raise PlanError(f"{path}: {name}/{problem}: unknown problem; choose one of: "
+                                f"{', '.join(available_problems())}")
             spec = {"set": spec} if isinstance(spec, list) else dict(spec or {})
             iterations = spec.get("iterations", setting.get("iterations"))
             sets = list(plan.get("common", [])) + list(setting.get("set", [])) + list(spec.get("set", []))
@@ -81,7 +125,38 @@ def load_plan(path: Path = PLAN, only: list[str] | None = None) -> tuple[int, li
                 sets.append(f"eval.val_every={max(1, iterations // setting['validations'])}")
             runs.append(PlannedRun(name, problem, setting["dataset"], iterations, sets,
                                    list(spec.get("also_steps", setting.get("also_steps", [])))))
-    return int(plan.get("seed", 0)), runs
+    for run in runs:
+        planned_config(run, seed)  # a bad setting is found now, not when its turn comes
+    return seed, runs
+
+
+def planned_config(run: PlannedRun, seed: int) -> dict:
+    """The config `run.py` will train this entry with (what a finished run must match)."""
+    from configs import ConfigError
+    from problems.options import load_options
+    values = {"seed": seed, **({"iterations": run.iterations} if run.iterations is not None else {})}
+    try:
+        return load_options(run.problem, run.dataset, run.sets, values).to_dict()
+    except (ConfigError, ValueError) as err:
+        raise PlanError(f"{run.setting}/{run.problem}: {str(err).splitlines()[0]}") from None
+
+
+def config_changes(run: PlannedRun, seed: int, saved: dict) -> list[str]:
+    """`key: run value -> plan value` for every setting where the run in the folder differs."""
+    from configs import flat_items, with_defaults
+    mine, planned = flat_items(with_defaults(saved)), flat_items(planned_config(run, seed))
+    return [f"{k}: {mine.get(k)!r} -> {v!r}" for k, v in planned.items()
+            if k not in NOT_COMPARED and mine.get(k) != v]
+
+
+def trained_config(folder: Path) -> dict | None:
+    """The config of the run in `folder` (finished or cut off), or None when it has none yet."""
+    if (folder / "results.json").exists():
+        return json.loads((folder / "results.json").read_text())["config"]
+    if (folder / "last.pt").exists():
+        from engines.checkpoint import load_checkpoint
+        return load_checkpoint(folder / "last.pt")["config"]
+    return None
 
 
 def best_checkpoint(folder: Path) -> Path:
@@ -92,36 +167,90 @@ def extra_test_path(folder: Path, steps: int) -> Path:
     return folder.parent / f"{folder.name}.test-{steps}steps.json"
 
 
-def execute(run: PlannedRun, out: Path, seed: int, data_root: str | None) -> str:
-    """Train (or resume) one run, then its extra tests. Output goes to <folder>.log beside it."""
-    folder = run.folder(out)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
-    with open(folder.parent / f"{folder.name}.log", "a") as log:
-        def call(cmd):
-            log.write("+ " + " ".join(cmd) + "\n")
-            log.flush()
-            subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-        if not (folder / "results.json").exists():
-            call(run.train_command(out, seed, data_root))
-        for steps in run.also_steps:
-            target = extra_test_path(folder, steps)
-            if not target.exists():
-                call([sys.executable, "run.py", "evaluate", "--checkpoint", str(best_checkpoint(folder)),
-                      "--steps", str(steps), "--json", str(target)])
-    return f"{run.setting}/{run.problem}"
+class Stopped(Exception):
+    """Ctrl-C: runs not started yet are skipped."""
+
+
+class Runner:
+    """Trains the plan's runs side by side, one subprocess each; Ctrl-C stops them all."""
+
+    def __init__(self, out: Path, seed: int, data_root: str | None):
+        self.out, self.seed, self.data_root = out, seed, data_root
+        self.stopping = threading.Event()
+        self.children: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+
+    def call(self, cmd: list[str], log) -> None:
+        if self.stopping.is_set():
+            raise Stopped()
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
+        log.write("+ " + " ".join(cmd) + "\n")
+        log.flush()
+        child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # Ctrl-C reaches it through stop()
+        with self.lock:
+            self.children.add(child)
+        try:
+            code = child.wait()
+        finally:
+            with self.lock:
+                self.children.discard(child)
+        if self.stopping.is_set():
+            raise Stopped()
+        if code:
+            raise subprocess.CalledProcessError(code, cmd)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            for child in self.children:
+                child.send_signal(2)  # SIGINT: run.py keeps its checkpoints and exits
+
+    def execute(self, run: PlannedRun) -> str:
+        """Train (or resume) one run, then its extra tests. Output goes to <folder>.log beside it."""
+        folder = run.folder(self.out)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        saved = trained_config(folder)
+        if saved is not None:
+            changes = config_changes(run, self.seed, saved)
+            if changes:
+                raise PlanError(f"{run.setting}/{run.problem}: {folder} was trained with other settings "
+                                f"than the plan now gives ({'; '.join(changes[:3])}); move that folder "
+                                "away to train it again, or restore the plan entry")
+        with open(folder.parent / f"{folder.name}.log", "a") as log:
+            if not (folder / "results.json").exists():
+                self.call(run.train_command(self.out, self.seed, self.data_root), log)
+            for steps in run.also_steps:
+                target = extra_test_path(folder, steps)
+                if not target.exists():
+                    self.call([sys.executable, "run.py", "evaluate", "--checkpoint",
+                               str(best_checkpoint(folder)), "--steps", str(steps), "--json",
+                               str(target)], log)
+        return f"{run.setting}/{run.problem}"
 
 
 def train(runs: list[PlannedRun], out: Path, seed: int, data_root: str | None, jobs: int) -> list[str]:
+    runner = Runner(out, seed, data_root)
     failed = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(execute, r, out, seed, data_root): r for r in runs}
-        for future, r in futures.items():
-            try:
-                print("done", future.result(), flush=True)
-            except subprocess.CalledProcessError:
-                failed.append(f"{r.setting}/{r.problem}")
-                print(f"FAILED {r.setting}/{r.problem}: see {r.folder(out)}.log", flush=True)
+        futures = {pool.submit(runner.execute, r): r for r in runs}
+        try:
+            for future, r in futures.items():
+                try:
+                    print("done", future.result(), flush=True)
+                except subprocess.CalledProcessError:
+                    failed.append(f"{r.setting}/{r.problem}")
+                    print(f"FAILED {r.setting}/{r.problem}: see {r.folder(out)}.log", flush=True)
+                except PlanError as err:
+                    failed.append(f"{r.setting}/{r.problem}")
+                    print(f"REFUSED {err}", flush=True)
+                except Stopped:
+                    pass
+        except KeyboardInterrupt:
+            runner.stop()
+            for future in futures:
+                future.cancel()
+            raise
     return failed
 
 
@@ -160,34 +289,75 @@ def collect(runs: list[PlannedRun], out: Path) -> dict:
                          "threads_per_run": 1, "processor": platform.processor() or platform.machine()}}
 
 
+def default_paths(plan: Path) -> tuple[Path, Path]:
+    """(run folders, records file) of a plan: the default plan's are runs/results and
+    docs/results.json (what the README shows); any other plan's are its own, named after it."""
+    if plan.resolve() == PLAN.resolve():
+        return Path("runs/results").resolve(), RESULTS
+    return Path(f"runs/results-{plan.stem}").resolve(), Path(f"runs/results-{plan.stem}.json").resolve()
+
+
+def check_records_file(target: Path, plan: Path) -> None:
+    """Records of one plan never replace another plan's."""
+    if not target.exists():
+        return
+    try:
+        theirs = json.loads(target.read_text()).get("plan_file", str(PLAN.relative_to(ROOT)))
+    except (OSError, ValueError, AttributeError):
+        raise PlanError(f"{target} exists and is not a records file of this script; pass another --json") from None
+    if theirs != plan_name(plan):
+        raise PlanError(f"{target} holds the records of {theirs}, not of {plan_name(plan)}; pass another "
+                        "--json (each plan keeps its own records)")
+
+
+def plan_name(plan: Path) -> str:
+    plan = plan.resolve()
+    return str(plan.relative_to(ROOT)) if plan.is_relative_to(ROOT) else str(plan)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--plan", default=str(PLAN))
     p.add_argument("--only", help="comma-separated settings of the plan (default: all)")
-    p.add_argument("--out", default="runs/results", help="where the run folders go")
+    p.add_argument("--out", help="where the run folders go (default runs/results for the default "
+                                 "plan, runs/results-<plan> for another)")
     p.add_argument("--data-root")
     p.add_argument("--jobs", type=int, default=2, help="runs side by side, one core each")
     p.add_argument("--collect", action="store_true", help="only gather finished runs into --json")
-    p.add_argument("--json", default=str(ROOT / "docs" / "results.json"))
+    p.add_argument("--json", help="records file (default docs/results.json for the default plan, "
+                                  "runs/results-<plan>.json for another)")
     args = p.parse_args(argv)
+    plan = Path(args.plan).resolve()
+    default_out, default_json = default_paths(plan)
+    out = Path(args.out).resolve() if args.out else default_out  # children run in the repo root
+    target = Path(args.json).resolve() if args.json else default_json
     try:
-        seed, runs = load_plan(Path(args.plan), args.only.split(",") if args.only else None)
+        if args.jobs < 1:
+            raise PlanError(f"--jobs {args.jobs}: pass 1 or more (runs side by side, one core each)")
+        seed, runs = load_plan(plan, args.only.split(",") if args.only else None)
+        check_records_file(target, plan)
     except PlanError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    failed = [] if args.collect else train(runs, out, seed, args.data_root, args.jobs)
-    gathered = collect(runs, out)
+    data_root = str(Path(args.data_root).resolve()) if args.data_root else None
+    try:
+        failed = [] if args.collect else train(runs, out, seed, data_root, args.jobs)
+    except KeyboardInterrupt:
+        print(f"interrupted: runs in progress keep their last checkpoint; rerun the same command "
+              f"to continue ({out})", file=sys.stderr)
+        return 130
+    gathered = collect([r for r in runs if f"{r.setting}/{r.problem}" not in failed], out)
+    gathered["missing"] += failed
     if args.only:  # keep what other settings already recorded
-        previous = Path(args.json)
-        if previous.exists():
-            old = json.loads(previous.read_text())
+        if target.exists():
+            old = json.loads(target.read_text())
             kept = [rec for rec in old["records"] if rec["setting"] not in args.only.split(",")]
             gathered["records"] = kept + gathered["records"]
-    gathered["plan"] = yaml.safe_load(Path(args.plan).read_text())
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(gathered, indent=1))
-    print(f"wrote {args.json}: {len(gathered['records'])} runs, missing: {gathered['missing'] or 'none'}")
+    gathered["plan"] = _plan_text(plan)
+    gathered["plan_file"] = plan_name(plan)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(gathered, indent=1))
+    print(f"wrote {target}: {len(gathered['records'])} runs, missing: {gathered['missing'] or 'none'}")
     return 1 if failed else 0
 
 

@@ -39,7 +39,8 @@ def run(cmd: list[str]) -> None:
 
 
 def run_compare(out: Path, seed: int) -> None:
-    run([sys.executable, "run.py", "compare", *COMPARE_ARGS, "--seed", str(seed), "--out", str(out / "compare")])
+    run([sys.executable, "run.py", "compare", *COMPARE_ARGS, "--seed", str(seed), "--out", str(out / "compare"),
+         "--overwrite"])
 
 
 def metric_text(test: dict | None, digits: int = 2) -> str:

@@ -19,6 +19,7 @@ from betty.logging.logger_base import get_logger
 
 from configs.cli import Parser, at_least, positive_seconds, tolerance
 from compare.methods import default_problems, parse_ints, parse_problems
+from engines.run_folder import FolderLock, RunFolderError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,7 +57,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=at_least(1), default=200, help="--train: meta-iterations each")
     p.add_argument("--seconds", type=positive_seconds, help="--train: also stop each run after this long")
     p.add_argument("--overwrite", action="store_true",
-                   help="--train: delete earlier runs in the output folder's problem folders first")
+                   help="replace an earlier comparison in --out (compare.json, compare.png; with "
+                        "--train, the runs in its problem folders)")
     p.add_argument("--verbose", action="store_true", help="show Betty's log lines")
     return p
 
@@ -66,10 +68,24 @@ def main(argv=None) -> int:
     get_logger().setLevel(logging.INFO if args.verbose else logging.WARNING)
     problems = args.problems or default_problems()
     dataset = args.dataset or "sinusoid"
+    if args.out is not None and not args.out.strip():
+        raise RunFolderError("--out is empty; pass a folder path, or leave --out out for the default")
     out = Path(args.out or f"runs/compare-{'train-' if args.train else ''}{dataset}-s{args.seed}")
+    lock = FolderLock(out).acquire("comparison")  # one writer per output folder
+    try:
+        return run_comparison(args, argv, problems, out)
+    finally:
+        lock.release()
+
+
+def run_comparison(args, argv, problems: list[str], out: Path) -> int:
     if args.train:
         from compare.training import compare_training
         return compare_training(args, problems, out)
+    earlier = [name for name in ("compare.json", "compare.png") if (out / name).exists()]
+    if earlier and not args.overwrite:
+        raise RunFolderError(f"{out} already holds a comparison ({', '.join(earlier)}); pass "
+                             "another --out, or --overwrite to replace it")
     from compare.gradients import compare_gradients
     from compare.report import gradient_table, hardware, plot_gradients, write_json
     result = {**compare_gradients(args, problems), "hardware": hardware(),

@@ -13,7 +13,7 @@ from compare.tables import format_table
 from problems.options import RunOptions, load_options
 from engines.evaluation import format_metric
 from engines.meta_engine import MetaEngine
-from engines.run_folder import claim
+from engines.run_folder import claim, commit_replacement
 from envs import make_env
 
 
@@ -89,6 +89,7 @@ def compare_training(args, problems: list[str], out: Path) -> int:
     configs = {problem: train_config(args, problem, out) for problem in problems}
     for cfg in configs.values():  # every config is valid before any earlier run is touched
         claim(Path(cfg.out), args.overwrite)
+        commit_replacement(Path(cfg.out))  # compare --train --overwrite replaces them all at once
     runs = []
     for problem, cfg in configs.items():
         results = train_one(args, problem, cfg)

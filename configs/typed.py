@@ -23,10 +23,11 @@ class ConfigError(ValueError):
 
 
 def option(*, choices: Callable[[], Iterable] | None = None, at_least: float | None = None,
-           above: float | None = None, default: Any = dataclasses.MISSING) -> Any:
+           above: float | None = None, at_most: float | None = None,
+           default: Any = dataclasses.MISSING) -> Any:
     """A field with its rule: `choices` (a function returning the registry), `at_least`
     (value >= it) or `above` (value > it)."""
-    metadata = {"choices": choices, "at_least": at_least, "above": above}
+    metadata = {"choices": choices, "at_least": at_least, "above": above, "at_most": at_most}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -123,9 +124,10 @@ class Options:
 
     def _rule_text(self, name: str) -> str:
         rule = next(f.metadata for f in dataclasses.fields(self) if f.name == name)
+        most = f" and <= {rule['at_most']:g}" if rule.get("at_most") is not None else ""
         if rule.get("at_least") is not None:
-            return f" >= {rule['at_least']:g}"
-        return f" > {rule['above']:g}" if rule.get("above") is not None else ""
+            return f" >= {rule['at_least']:g}{most}"
+        return (f" > {rule['above']:g}" if rule.get("above") is not None else "") + most
 
     def _check_rule(self, field: dataclasses.Field, value: Any) -> None:
         rule = field.metadata
@@ -136,8 +138,9 @@ class Options:
             if value not in allowed:
                 self._fail(field.name, value,
                            f"is not valid; choose one of: {', '.join(map(_shown, allowed))}")
-        low, above = rule.get("at_least"), rule.get("above")
-        if (low is not None and value < low) or (above is not None and not value > above):
+        low, above, most = rule.get("at_least"), rule.get("above"), rule.get("at_most")
+        if ((low is not None and value < low) or (above is not None and not value > above)
+                or (most is not None and value > most)):
             self._fail(field.name, value, f"must be {_type_name(type(value))}{self._rule_text(field.name)}")
 
     # ---- reading ----------------------------------------------------------------------------

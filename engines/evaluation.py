@@ -88,6 +88,8 @@ def describe_protocol(cfg: RunOptions) -> str:
 
 #: What a re-test may change: the test protocol, never the trained model.
 PROTOCOL_KEYS = ("data.", "eval.", "device")
+#: ... nor which classes are test classes (another split would test on training classes).
+SPLIT_KEYS = ("data.split_seed", "data.split_by", "data.split_fractions", "data.name")
 
 
 def protocol_config(saved: dict, *, dataset: str | None = None, data_root: str | None = None,
@@ -101,6 +103,10 @@ def protocol_config(saved: dict, *, dataset: str | None = None, data_root: str |
         if not key.startswith(PROTOCOL_KEYS):
             raise ConfigError(f"--set {key}: evaluate re-tests the saved model, so only data.*, "
                               "eval.* and device can be set")
+        if key in SPLIT_KEYS:
+            raise ConfigError(f"--set {key}: the run's class split decides which classes were never "
+                              "trained on; another split would test on training classes, so it "
+                              "cannot change (use --dataset for another preset of the same data)")
     cfg = saved_options(saved)
     if dataset and dataset != cfg.dataset:
         data, run = load_options(cfg.problem, dataset).data, cfg.data

@@ -210,8 +210,12 @@ class MetaEngine(Engine):
         e = self.cfg.eval
         start = time.perf_counter()
         self.eval()
+        if self.show_progress:
+            self.log(f"testing on {e.episodes} test episodes x {e.steps} steps")
+        bar = Progress(e.episodes, 0, enabled=self.show_progress, desc="test", unit="episode")
         summary = evaluate(self.inner, self.env, "test", e.episodes, e.steps,
-                           self.cfg.data.meta_batch)
+                           self.cfg.data.meta_batch, progress=bar.advance_to)
+        bar.close()
         test_seconds = time.perf_counter() - start
         if self.out_dir:
             write_results(self.out_dir, self.cfg, summary, self, test_seconds)

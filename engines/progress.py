@@ -8,10 +8,15 @@ from tqdm import tqdm
 
 
 class Progress:
-    def __init__(self, total: int, start: int, enabled: bool = True, stream=None):
+    def __init__(self, total: int, start: int, enabled: bool = True, stream=None,
+                 desc: str = "meta-train", unit: str = "it"):
         stream = stream or sys.stderr
-        self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, file=stream,
-                        disable=not enabled or not stream.isatty(), desc="meta-train")
+        self.bar = tqdm(total=total, initial=start, unit=unit, dynamic_ncols=True, file=stream,
+                        disable=not enabled or not stream.isatty(), desc=desc)
+
+    def advance_to(self, done: int, total: int) -> None:
+        """For callbacks that report (done, total), such as engines.evaluation.evaluate."""
+        self.bar.update(done - self.bar.n)
 
     def update(self, stats: dict) -> None:
         self.bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)

@@ -36,6 +36,9 @@ class MAMLEnv(Env):
         self.meta_batch, self.seed = meta_batch, seed
         train = pools["train"]
         self.task_kind: str = train.task_kind
+        if self.task_kind == "classification" and ways < 2:
+            raise DataError(f"data.ways={ways} makes every task one class (100% by construction); "
+                            "set data.ways to 2 or more")
         self.input_shape: tuple = tuple(train.input_shape)
         for split, sampler in pools.items():
             if (sampler.task_kind, tuple(sampler.input_shape)) != (self.task_kind, self.input_shape):

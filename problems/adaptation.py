@@ -17,7 +17,7 @@ from torch import nn
 
 from hypergradient.utils import sum_present
 from optimizers import InnerLoopOptimizer, Learner
-from optimizers.base import adapts_task_stacks, takes
+from optimizers.base import OptimizerSpecError, adapts_task_stacks, takes
 from optimizers.executor import VMAP, TaskThreads, choose_executor, task_thread_count, thread_safe
 from optimizers.learner import TaskStack
 from problems.distributed import ExplicitSync
@@ -108,9 +108,15 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
             kwargs = {"first_order": first_order, "iteration": self.meta_iteration}
             if checkpoint:
                 kwargs["checkpoint"] = True
-            return adapt(model, x, y, steps, **kwargs)
-        with self.as_attributes(first_order=first_order, iteration=self.meta_iteration):
-            return adapt(model, x, y, steps)
+            adapted = adapt(model, x, y, steps, **kwargs)
+        else:
+            with self.as_attributes(first_order=first_order, iteration=self.meta_iteration):
+                adapted = adapt(model, x, y, steps)
+        if adapted is None:
+            name = type(self.inner_optimizer).__name__
+            raise OptimizerSpecError(f"{name}.adapt returned None; it must return the adapted model "
+                                     "(e.g. `return model` after updating it)")
+        return adapted
 
     def adapt_tasks(self, start: TaskStack, x, y, steps: int, one_task_start, *,
                     first_order: bool, checkpoint: bool = False) -> None:

@@ -106,9 +106,9 @@ class OuterOptions(Options):
 class EvalOptions(Options):
     section = "eval"
     steps: int = option(at_least=0)
-    episodes: int = option(at_least=1)
+    episodes: int = option(at_least=1, at_most=100_000)  # the standard test is 600
     val_every: int = option(at_least=0)
-    val_episodes: int = option(at_least=1)
+    val_episodes: int = option(at_least=1, at_most=100_000)
     patience: int = option(at_least=0)
     log_every: int = option(at_least=1)
 
@@ -118,7 +118,7 @@ class RunOptions(Options):
     """Everything one run is: the presets it came from, its budget, and each section."""
     problem: str = option()
     dataset: str = option()
-    seed: int = option(at_least=0)
+    seed: int = option(at_least=0, at_most=2 ** 32 - 1)  # numpy's seeds are 32-bit
     iterations: int = option(at_least=1)
     minutes: float = option(at_least=0)
     checkpoint_every: int = option(at_least=0)
@@ -130,6 +130,12 @@ class RunOptions(Options):
     inner: InnerOptions = option()
     outer: OuterOptions = option()
     eval: EvalOptions = option()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.data.name == "sinusoid" and self.data.ways != 1:
+            raise ConfigError(f"data.ways={self.data.ways}, but sinusoid is regression (one output); "
+                              "drop data.ways or set it to 1")
 
 
 def load_options(problem: str | None, dataset: str | None, overrides: list[str] | None = None,
