@@ -12,10 +12,10 @@ setup:
 
 # A short CPU budget on purpose: the omniglot5w1s preset's own budget is the paper's 60000
 # meta-iterations (Finn et al. 2017), far too long for `make run`; keep --iterations explicit.
-# --overwrite: `make run` is a demo that starts afresh each time (its folder holds only its own run;
-# any other run folder is refused, never reused).
+# --overwrite: `make run` is a demo that starts afresh each time, in a folder of its own
+# (runs/make-run); --overwrite refuses a run there that someone extended with --resume.
 run: setup
-	$(PY) run.py --problem imaml --dataset omniglot5w1s --iterations 300 --overwrite
+	$(PY) run.py --problem imaml --dataset omniglot5w1s --iterations 300 --out runs/make-run --overwrite
 
 test: setup
 	$(PY) -m pytest -q

@@ -136,7 +136,15 @@ def goals(records: list[dict]) -> list[str]:
     return lines
 
 
-def section(results: dict, tta: dict | None = None) -> str:
+def committed_time_to_accuracy() -> dict | None:
+    path = ROOT / f"{TIME_TO_ACCURACY}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def section(results: dict, tta: dict | None | str = "committed") -> str:
+    """The README's results section; `tta`: a time-to-accuracy record, by default the committed one."""
+    if tta == "committed":
+        tta = committed_time_to_accuracy()
     records, plan, hw = results["records"], results["plan"], results["hardware"]
     published = plan.get("published", {})
     parts = [START, "### Results", "",
@@ -268,9 +276,7 @@ def main(argv=None) -> int:
             shutil.copyfile(out / "compare" / name, ROOT / "docs" / name)
     results = json.loads(Path(args.results).read_text())
     plot_validation(results["records"], readme.parent / FIGURE)
-    tta_path = readme.parent / f"{TIME_TO_ACCURACY}.json"
-    tta = json.loads(tta_path.read_text()) if tta_path.exists() else None
-    write_readme(readme, section(results, tta))
+    write_readme(readme, section(results))
     compare = json.loads((ROOT / "docs" / "compare.json").read_text())
     write_readme(readme, compare_section(compare, "docs/compare.png"), COMPARE_START, COMPARE_END)
     print(f"wrote the results sections of {readme}, {FIGURE}")

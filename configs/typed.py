@@ -124,7 +124,7 @@ class Options:
 
     def _rule_text(self, name: str) -> str:
         rule = next(f.metadata for f in dataclasses.fields(self) if f.name == name)
-        most = f" and <= {rule['at_most']:g}" if rule.get("at_most") is not None else ""
+        most = f" and <= {rule['at_most']}" if rule.get("at_most") is not None else ""
         if rule.get("at_least") is not None:
             return f" >= {rule['at_least']:g}{most}"
         return (f" > {rule['above']:g}" if rule.get("above") is not None else "") + most

@@ -3,6 +3,7 @@ the gathered records render into the README's tables and figure, and two trainin
 plan give the same table."""
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,93 @@ def test_committed_results_render_and_match_the_readme():
     text = results_section.section(results)
     assert "### Results" in text and "omniglot5w1s" in text and "(published)" in text
     assert text in (ROOT / "README.md").read_text()  # the README shows what the records say
+
+
+# ---- what make results may never do ------------------------------------------------------------
+def write_plan(tmp_path: Path, text: str = TINY, name: str = "plan.yaml") -> Path:
+    plan = tmp_path / name
+    plan.write_text(text)
+    return plan
+
+
+def test_a_second_plan_leaves_the_committed_records_and_readme_alone(tmp_path, monkeypatch):
+    committed = (ROOT / "docs" / "results.json").read_bytes()
+    readme = (ROOT / "README.md").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    plan = write_plan(tmp_path, name="other.yaml")
+    assert plateau.main(["--plan", str(plan), "--jobs", "1"]) == 0
+    assert (tmp_path / "runs" / "results-other.json").exists()       # its own records file
+    assert (tmp_path / "runs" / "results-other" / "sinusoid-k5" / "maml" / "results.json").exists()
+    assert (ROOT / "docs" / "results.json").read_bytes() == committed
+    assert (ROOT / "README.md").read_bytes() == readme
+    assert plateau.main(["--plan", str(plan), "--collect", "--json", str(ROOT / "docs" / "results.json")]) == 2
+    assert (ROOT / "docs" / "results.json").read_bytes() == committed
+
+
+def test_a_finished_run_whose_plan_entry_changed_is_refused(tmp_path, capsys):
+    first = train_tiny(tmp_path, "a")
+    plan = write_plan(tmp_path, TINY.replace("iterations: 6", "iterations: 8"))
+    capsys.readouterr()
+    target = tmp_path / "a.json"
+    assert plateau.main(["--plan", str(plan), "--out", str(tmp_path / "a"), "--json", str(target),
+                         "--jobs", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "REFUSED sinusoid-k5/maml" in out and "iterations: 6 -> 8" in out
+    again = json.loads(target.read_text())
+    assert "sinusoid-k5/maml" in again["missing"]                      # not recorded as the new plan's
+    assert [r["problem"] for r in again["records"]] == ["reptile"]
+    assert first["records"][0]["iterations"] == 6
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
+    seed, runs = plateau.load_plan(write_plan(tmp_path))
+    folder = runs[0].folder(tmp_path / "a")
+    folder.mkdir(parents=True)
+    (folder / "log.csv").write_text("iteration,split\n1,train\n")      # what a kill at iteration 1 leaves
+    assert "--overwrite" in runs[0].train_command(tmp_path / "a", seed, None)
+    first = train_tiny(tmp_path, "a")
+    assert first["missing"] == [] and first["records"][0]["iterations"] == 6
+
+
+def test_a_relative_out_from_another_folder_collects_its_runs(tmp_path, monkeypatch):
+    plan = write_plan(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert plateau.main(["--plan", str(plan), "--out", "rel", "--json", "rel.json", "--jobs", "1"]) == 0
+    assert len(json.loads((tmp_path / "rel.json").read_text())["records"]) == 2
+    assert (tmp_path / "rel" / "sinusoid-k5" / "maml" / "results.json").exists()
+
+
+@pytest.mark.parametrize("text,args,needle", [
+    ("settings: [1, 2", [], "not a readable plan"),
+    ("settings: 3", [], "needs a `settings:` mapping"),
+    (TINY, ["--jobs", "0"], "--jobs 0"),
+    (TINY.replace("reptile:", "reptilian:"), [], "reptilian: unknown problem"),
+    (TINY.replace("sinusoid-k5:", "'../x':"), [], "'../x' must be"),
+    (TINY.replace("eval.val_episodes=4", "eval.val_episode=4"), [], "eval.val_episode"),
+])
+def test_a_bad_plan_is_one_line_before_anything_runs(tmp_path, capsys, text, args, needle):
+    plan = write_plan(tmp_path, text)
+    assert plateau.main(["--plan", str(plan), "--out", str(tmp_path / "o"), "--json",
+                         str(tmp_path / "o.json"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and needle in err, err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "x").exists()
+
+
+def test_ctrl_c_stops_the_plan_without_a_traceback_and_starts_nothing_more(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+    started = []
+
+    def interrupted(self, cmd, log):
+        started.append(cmd)
+        os.kill(os.getpid(), signal.SIGINT)   # what Ctrl-C does to the waiting main thread
+        time.sleep(2)
+        raise plateau.Stopped()
+    monkeypatch.setattr(plateau.Runner, "call", interrupted)
+    plan = write_plan(tmp_path)
+    code = plateau.main(["--plan", str(plan), "--out", str(tmp_path / "o"), "--json",
+                         str(tmp_path / "o.json"), "--jobs", "1"])
+    err = capsys.readouterr().err
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
+    assert len(started) == 1 and not (tmp_path / "o.json").exists()
