@@ -124,17 +124,17 @@ def test_a_data_pickle_may_hold_only_arrays_and_containers(tmp_path):
 
 
 # ---- 2. a config cannot expand without bound ----------------------------------------------------
-BOMB = "inner:\n  lr: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"  {key}: &{b} [{', '.join(['*' + a] * 9)}]\n"
-    for key, a, b in [("steps", "a", "b"), ("solver", "b", "c"), ("lam", "c", "d"),
-                      ("damping", "d", "e"), ("solver_iters", "e", "f"), ("power_iters", "f", "g"),
-                      ("grad_tol", "g", "h")])
+def alias_bomb(levels: int) -> str:
+    """A few hundred bytes of YAML whose value, inside a valid key, expands to 9**levels items."""
+    inner = ["&l0 [x, x, x, x, x, x, x, x, x]"]
+    inner += [f"&l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "data:\n  split_fractions: [" + ", ".join(inner) + "]\n"
 
 
 def test_a_config_of_nested_aliases_is_refused_in_one_short_line(tmp_path, capsys):
     bomb = tmp_path / "bomb.yaml"
-    bomb.write_text(BOMB)
-    assert len(BOMB) < 500
+    bomb.write_text(alias_bomb(6))
+    assert len(alias_bomb(6)) < 500
     start = time.perf_counter()
     line = fails(capsys, ["--config", str(bomb), "--out", str(tmp_path / "r")],
                  "expands to more than", "aliases")
