@@ -2,7 +2,7 @@
 
 Why: a typo such as `rotations: trian` must fail at start-up with the valid choices listed,
 not silently fall back to a default. The closed sets are the registries that use them: dataset
-names are envs.registry.DATASETS, rotations are held_out.ROTATED_SPLITS, split_by splits.SPLIT_BY.
+names are envs.datasets.DATASETS, rotations are held_out.ROTATED_SPLITS, split_by splits.SPLIT_BY.
 The defaults are configs/defaults.yaml's (tests/test_presets.py checks they agree), so that
 envs can be used on its own with `make_env({"name": "omniglot"}, root, seed)`.
 """
@@ -14,13 +14,12 @@ from dataclasses import dataclass
 
 from configs.typed import Options, option
 
-from . import held_out, splits
+from . import datasets, held_out, splits
 from .errors import DataError
 
 
 def _datasets():
-    from .registry import DATASETS  # the registry imports this module to build its options
-    return DATASETS
+    return datasets.DATASETS  # read at each check, so a dataset registered later is valid
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from .cifar_fs import load_cifar_fs
-from .glyphs import load_glyphs
+from . import datasets
+from .datasets import DATASETS  # noqa: F401 (re-exported: envs.DATASETS)
 from .maml_env import MAMLEnv
-from .mini_imagenet import load_mini_imagenet
-from .omniglot import load_omniglot
 from .options import DataOptions
 from .paths import resolve_data_root
-from .sinusoid import load_sinusoid
-
-# name -> loader(root: Path, options: DataOptions) -> {split: TaskSampler}
-DATASETS = {
-    "sinusoid": load_sinusoid,
-    "omniglot": load_omniglot,
-    "glyphs": load_glyphs,
-    "mini-imagenet": load_mini_imagenet,
-    "cifar-fs": load_cifar_fs,
-}
 
 
 def make_env(data: DataOptions | dict, data_root: str | None, seed: int) -> MAMLEnv:
@@ -26,9 +14,9 @@ def make_env(data: DataOptions | dict, data_root: str | None, seed: int) -> MAML
     `data`: the run's DataOptions, or a mapping of its keys (the rest take their defaults)."""
     options = data if isinstance(data, DataOptions) else DataOptions.parse(data)
     root = resolve_data_root(data_root)
-    samplers = DATASETS[options.name](root, options)
+    samplers = datasets.DATASETS[options.name](root, options)
     if options.train_name and options.train_name != options.name:
-        samplers["train"] = DATASETS[options.train_name](root, options)["train"]
+        samplers["train"] = datasets.DATASETS[options.train_name](root, options)["train"]
     ways = 1 if options.name == "sinusoid" else options.ways
     return MAMLEnv(samplers, ways, options.shots, options.query, options.meta_batch, seed,
                    train_query=options.train_query)

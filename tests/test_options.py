@@ -81,7 +81,7 @@ def test_data_rules_are_the_envs_own(setting, needles):
 
 
 @pytest.mark.parametrize("registry,key,value", [
-    ("envs.registry:DATASETS", "data.name", "my-dataset"),
+    ("envs.datasets:DATASETS", "data.name", "my-dataset"),
     ("problems.implicit:SOLVERS", "inner.solver", "gmres"),
     ("problems.factory:LOWER_LEVELS", "inner.kind", "my-kind"),
     ("problems.factory:OUTER_OPTIMIZERS", "outer.optimizer", "lion"),
