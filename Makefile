@@ -37,8 +37,8 @@ bench: setup
 
 # Results users can trust (hours on 2 CPU cores; not in CI): trains every run of
 # benchmarks/plateau.yaml two at a time, one core each (finished runs are kept, cut-off ones
-# resumed), gathers them into docs/results.json, then writes the README's results section and
-# docs/results.png. Rerun it after an interruption: it continues where it stopped.
+# resumed), gathers them into docs/results.json, then writes docs/results.md, the README's
+# summary and docs/results.png. Rerun it after an interruption: it continues where it stopped.
 results: setup
 	PYTHONPATH=. $(PY) benchmarks/plateau.py --jobs 2
 	PYTHONPATH=. $(PY) benchmarks/results_section.py

@@ -8,7 +8,7 @@ Each run is `run.py` in its own folder (runs/results/<setting>/<problem>): a fin
 (results.json) is kept, a cut-off one (last.pt) is resumed with the project's own resume, a
 missing one is started. Then the extra tests (`also_steps`) run on the best checkpoint, each
 into a JSON file of its own. `--collect` gathers results, validation curves and extra tests into
-docs/results.json, which benchmarks/results_section.py turns into the README's tables and figure.
+docs/results.json, which benchmarks/results_section.py turns into docs/results.md, the README's summary and the figure.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`make results` on a tiny plan: runs are trained, resumed or kept, extra tests land beside them,
-the gathered records render into the README's tables and figure, and two trainings of the same
-plan give the same table."""
+the gathered records render into docs/results.md's tables and figure and the README's summary, and
+two trainings of the same plan give the same table."""
 import json
 import re
 import time
@@ -109,8 +109,53 @@ def test_classification_table_and_goals_from_records():
 def test_committed_results_render_and_match_the_readme():
     results = json.loads((ROOT / "docs" / "results.json").read_text())
     text = results_section.section(results)
-    assert "### Results" in text and "omniglot5w1s" in text and "(published)" in text
-    assert text in (ROOT / "README.md").read_text()  # the README shows what the records say
+    assert "## Tables and figures" in text and "omniglot5w1s" in text and "(published)" in text
+    assert "](results.png)" in text and "](../benchmarks/plateau.yaml)" in text  # links from docs/
+    assert text in (ROOT / "docs" / "results.md").read_text()  # the page shows what the records say
+    summary = results_section.summary(results)
+    assert summary.startswith(results_section.SUMMARY_START) and summary.endswith(results_section.SUMMARY_END)
+    assert "omniglot5w1s" in summary and "omniglot20w1s" in summary and "](docs/results.md)" in summary
+    assert summary in (ROOT / "README.md").read_text()  # and the README's summary is rendered, not typed
+
+
+def test_committed_comparison_renders_into_its_page():
+    compare = json.loads((ROOT / "docs" / "compare.json").read_text())
+    text = results_section.compare_section(compare, "compare.png")
+    assert "](compare.png)" in text and "](compare.json)" in text
+    assert text in (ROOT / "docs" / "compare.md").read_text()
+
+
+def test_summary_lists_each_classification_setting_and_time_to_accuracy():
+    record = {"setting": "omniglot5w1s", "dataset": "omniglot5w1s", "problem": "maml", "iterations": 500,
+              "stopped": "patience", "test": {"metric": "accuracy", "mean": 0.75, "ci95": 0.01, "diverged": 0,
+                                              "episodes": 600, "steps": 10}}
+    sinusoid = {**record, "setting": "sinusoid-k10", "dataset": "sinusoid"}
+    at = lambda mean, margin: {"mean": mean, "ci95": 0.01, "iteration": 1, "minus_anchor": margin}  # noqa: E731
+    tta = {"dataset": "omniglot5w1s", "summary": {
+        "maml": {"at_minutes": {str(m): at(0.6, 0.05) for m in (5, 15, 30, 60)}},
+        "l2l-maml": {"at_minutes": {**{str(m): at(0.55, None) for m in (5, 15, 30)}, "60": at(None, None)}}}}
+    text = results_section.summary({"records": [sinusoid, record], "plan": {"seed": 0}}, tta)
+    assert "| maml | 75.0% ± 1.0% | 500 | patience |" in text and "sinusoid-k10" not in text
+    assert "| maml | 60.0% (+5.0) | 60.0% (+5.0) | 60.0% (+5.0) | 60.0% (+5.0) |" in text
+    assert "| l2l-maml (anchor) | 55.0% | 55.0% | 55.0% | - |" in text
+    assert "Time to accuracy" not in results_section.summary({"records": [record], "plan": {}}, None)
+
+
+def test_main_writes_the_readme_summary_and_both_pages(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "compare.json").write_text((ROOT / "docs" / "compare.json").read_text())
+    (docs / "results.md").write_text("# Results\n\nkept\n\n<!-- results:start -->\nold\n<!-- results:end -->\n")
+    (tmp_path / "README.md").write_text("intro\n<!-- summary:start -->\nold\n<!-- summary:end -->\nend\n")
+    assert results_section.main(["--readme", str(tmp_path / "README.md"), "--docs", str(docs)]) == 0
+    results = json.loads((ROOT / "docs" / "results.json").read_text())
+    page = (docs / "results.md").read_text()
+    assert "kept" in page and "old" not in page and results_section.section(results) in page
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("intro\n") and readme.endswith("\nend\n") and "old" not in readme
+    assert results_section.summary(results) in readme
+    assert "<!-- compare:start -->" in (docs / "compare.md").read_text()
+    assert (docs / "results.png").stat().st_size > 1000
 
 
 # ---- what make results may never do ------------------------------------------------------------
@@ -123,6 +168,7 @@ def write_plan(tmp_path: Path, text: str = TINY, name: str = "plan.yaml") -> Pat
 def test_a_second_plan_leaves_the_committed_records_and_readme_alone(tmp_path, monkeypatch):
     committed = (ROOT / "docs" / "results.json").read_bytes()
     readme = (ROOT / "README.md").read_bytes()
+    page = (ROOT / "docs" / "results.md").read_bytes()
     monkeypatch.chdir(tmp_path)
     plan = write_plan(tmp_path, name="other.yaml")
     assert plateau.main(["--plan", str(plan), "--jobs", "1"]) == 0
@@ -130,6 +176,7 @@ def test_a_second_plan_leaves_the_committed_records_and_readme_alone(tmp_path, m
     assert (tmp_path / "runs" / "results-other" / "sinusoid-k5" / "maml" / "results.json").exists()
     assert (ROOT / "docs" / "results.json").read_bytes() == committed
     assert (ROOT / "README.md").read_bytes() == readme
+    assert (ROOT / "docs" / "results.md").read_bytes() == page
     assert plateau.main(["--plan", str(plan), "--collect", "--json", str(ROOT / "docs" / "results.json")]) == 2
     assert (ROOT / "docs" / "results.json").read_bytes() == committed
 
