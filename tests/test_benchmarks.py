@@ -77,3 +77,15 @@ def test_time_to_accuracy_trains_and_validates_on_a_tiny_budget(shared_data_root
         assert point["cpu_seconds"] >= 0.03 * 60 and point["iteration"] >= 1
         assert 0.0 <= point["mean"] <= 1.0
     assert out.with_suffix(".png").exists()
+
+
+def test_time_to_accuracy_goals_read_the_margins_over_the_anchor():
+    from benchmarks.results_section import time_to_accuracy_goals
+    from benchmarks.time_to_accuracy import ANCHOR, summarise
+    curves = {"maml": _curve((300, 300, 0.85), (900, 900, 0.92)),
+              "imaml": _curve((300, 100, 0.75), (900, 300, 0.90)),
+              ANCHOR: _curve((300, 70, 0.80), (900, 210, 0.85))}
+    record = {"summary": summarise(curves, budgets=(5, 15))}
+    maml, imaml = time_to_accuracy_goals(record)
+    assert maml.startswith("maml at or above the anchor at every budget: met (+5.0 at 5 min")
+    assert imaml.startswith("imaml at or above the anchor at every budget: not met (-5.0 at 5 min")
