@@ -37,9 +37,12 @@ def test_omniglot_subset_outer_loss_goes_down(tmp_path, shared_data_root, proble
     # its series diverged to a NaN meta-loss).
     inner = {"imaml": ["inner.steps=3", "inner.lr=0.3"],
              "imaml-neumann": ["inner.steps=2", "inner.lr=0.2"]}.get(problem, ["inner.steps=2"])
+    # The benchmark protocol's meta-batches (4 tasks, 15 queries per class, Adam 1e-3), where the
+    # settings above were measured; the preset's 1-query meta-batches make 10-iteration means noisy.
+    protocol = ["data.meta_batch=4", "data.train_query=15", "outer.lr=0.001"]
     results = train(tmp_path, problem, "omniglot5w1s", 30, "model.hidden=16",
                     "eval.log_every=1", "eval.val_every=15", "eval.val_episodes=8",
-                    "eval.episodes=8", "eval.steps=3", *inner, data_root=shared_data_root)
+                    "eval.episodes=8", "eval.steps=3", *protocol, *inner, data_root=shared_data_root)
     losses = train_losses(results)
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < first, (first, last)
