@@ -60,13 +60,25 @@ def marks_within(minutes: float, marks=DEFAULT_MARKS) -> list[float]:
 
 
 def value_at(curve: list[dict], seconds: float, extent: float = float("inf")) -> dict | None:
-    """The last validation taken at or before `seconds` of CPU time (what a user who stopped
-    training there would hold), or None when none was or the method was not trained that long
-    (`extent`: the CPU seconds it was given; a run that stopped on its own holds its last θ)."""
-    if seconds > extent + 1e-6:
+    """Validation accuracy at `seconds` of CPU time, read off the curve by linear interpolation
+    between the validations either side of it (each method validates at its own times, so
+    reading "the last validation before" would favour whichever validated just before a
+    budget). None before the first validation or past the CPU time the method was given
+    (`extent`); a run that stopped on its own holds its last value."""
+    if not curve or seconds > extent + 1e-6:
         return None
-    before = [point for point in curve if point["cpu_seconds"] <= seconds + 1e-9]
-    return max(before, key=lambda p: p["cpu_seconds"]) if before else None
+    points = sorted(curve, key=lambda p: p["cpu_seconds"])
+    if seconds < points[0]["cpu_seconds"] - 1e-9:
+        return None
+    if seconds >= points[-1]["cpu_seconds"]:
+        return dict(points[-1])
+    after = next(i for i, p in enumerate(points) if p["cpu_seconds"] >= seconds)
+    a, b = points[max(after - 1, 0)], points[after]
+    span = b["cpu_seconds"] - a["cpu_seconds"]
+    w = (seconds - a["cpu_seconds"]) / span if span > 0 else 1.0
+    mix = lambda key: None if a[key] is None or b[key] is None else a[key] + w * (b[key] - a[key])  # noqa: E731
+    return {"cpu_seconds": seconds, "iteration": round(mix("iteration")), "mean": mix("mean"),
+            "ci95": mix("ci95")}
 
 
 def seconds_to_reach(curve: list[dict], accuracy: float) -> float | None:

@@ -41,11 +41,12 @@ def test_time_to_accuracy_reads_each_curve_at_a_budget():
     assert marks_within(5) == [60.0, 120.0, 180.0, 300.0]
     assert marks_within(0.1) == [6.0]
     curve = _curve((60, 10, 0.5), (300, 50, 0.8), (900, 150, 0.9))
-    assert value_at(curve, 299.0)["mean"] == 0.5      # the last validation at or before the budget
-    assert value_at(curve, 300.0)["mean"] == 0.8
-    assert value_at(curve, 30.0) is None              # nothing validated yet
+    assert value_at(curve, 300.0)["mean"] == 0.8       # a validation at the budget
+    half = value_at(curve, 180.0)                      # halfway between two validations
+    assert abs(half["mean"] - 0.65) < 1e-12 and half["iteration"] == 30
+    assert value_at(curve, 30.0) is None               # before the first validation
     assert value_at(curve, 3600.0, extent=900.0) is None  # not trained that long
-    assert value_at(curve, 3600.0)["mean"] == 0.9     # stopped on its own: holds its last θ
+    assert value_at(curve, 3600.0)["mean"] == 0.9      # stopped on its own: holds its last value
     assert seconds_to_reach(curve, 0.8) == 300
     assert seconds_to_reach(curve, 0.95) is None
 
