@@ -156,19 +156,17 @@ def train(argv) -> int:
           f"device {engine.device}, run folder {out}", flush=True)
     try:
         summary = engine.run()
-    except KeyboardInterrupt:
-        if replaced is not None and restore_replaced(out):
-            print(f"interrupted before the first step; the run that was in {out} is back",
-                  file=sys.stderr)
-            return 130
-        print(f"interrupted at iteration {engine.global_step}; {resume_hint(out, cfg)}",
-              file=sys.stderr)
-        return 130
-    except BaseException:
-        if replaced is not None and restore_replaced(out):
-            print(f"note: the new run failed before its first step; the run that was in {out} "
+    except BaseException as stop:
+        restored = replaced is not None and restore_replaced(out)  # failed before its first step
+        if restored:
+            print(f"note: the new run stopped before its first step; the run that was in {out} "
                   "is back", file=sys.stderr)
-        raise
+        if not isinstance(stop, KeyboardInterrupt):
+            raise
+        if not restored:
+            print(f"interrupted at iteration {engine.global_step}; {resume_hint(out, cfg)}",
+                  file=sys.stderr)
+        return 130
     finally:
         lock.release()
     print_summary(cfg, summary, engine.train_seconds, out, engine.stopped, engine.global_step)

@@ -262,6 +262,7 @@ def validation_curve(results: dict) -> list[dict]:
 def collect(runs: list[PlannedRun], out: Path) -> dict:
     """One record per finished run; runs still missing are listed, not invented."""
     import torch
+    from compare.report import cpu_model
     records, missing = [], []
     for r in runs:
         folder = r.folder(out)
@@ -286,7 +287,7 @@ def collect(runs: list[PlannedRun], out: Path) -> dict:
         })
     return {"records": records, "missing": missing,
             "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                         "threads_per_run": 1, "processor": platform.processor() or platform.machine()}}
+                         "threads_per_run": 1, "processor": cpu_model()}}
 
 
 def default_paths(plan: Path) -> tuple[Path, Path]:

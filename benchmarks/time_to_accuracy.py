@@ -19,7 +19,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -40,16 +39,6 @@ ANCHOR_SETS = {"data.meta_batch": 32, "data.train_query": 1, "inner.steps": 1, "
 #: Budgets (CPU minutes) the summary reads every curve at.
 BUDGETS = (5, 15, 30, 60)
 DEFAULT_MARKS = (1, 2, 3, 5, 7.5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 120, 150)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ---- arithmetic (tested on its own) ----------------------------------------------------------
@@ -278,6 +267,7 @@ def main(argv=None) -> None:
              for m in methods if m not in taken and m not in reused]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         trained = list(pool.map(run_worker, specs))
+    from compare.report import cpu_model
     record = {"benchmark": "time_to_accuracy", "dataset": args.dataset, "cpu": cpu_model(),
               "clock": "process CPU seconds of training, one thread, validation excluded",
               "val_episodes": args.val_episodes, "seed": args.seed, "minutes": args.minutes,

@@ -77,7 +77,11 @@ def safe_yaml(text: str, where: str) -> Any:
     if len(text) > MAX_FILE_BYTES:
         raise ConfigError(f"{where} is {len(text)} characters; a config is at most {MAX_FILE_BYTES}: "
                           "pass a config file of settings, not data")
-    data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 (StrictLoader is a SafeLoader)
+    loader = StrictLoader(text)  # a SafeLoader: builds plain data only
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
     if _count_values(data, MAX_VALUES) > MAX_VALUES:
         raise ConfigError(f"{where} expands to more than {MAX_VALUES} values (through YAML aliases); "
                           "write the settings out without nested aliases")

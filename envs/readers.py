@@ -60,8 +60,7 @@ class DataUnpickler(pickle.Unpickler):
     never runs code named in it."""
 
     def find_class(self, module: str, name: str):
-        if (module, name) in SAFE_PICKLE_GLOBALS or (module.startswith("numpy") and name.endswith("DType")
-                                                     and module in ("numpy.dtypes", "numpy")):
+        if (module, name) in SAFE_PICKLE_GLOBALS or (module == "numpy.dtypes" and name.endswith("DType")):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"it names {module}.{name}, which a data file may not hold")
 

@@ -59,12 +59,17 @@ def crafted_checkpoint(path: Path, marker: Path, sealed: bool = True) -> Path:
     return path
 
 
-def test_the_crafted_file_does_run_code_in_a_plain_unpickler(tmp_path):
-    """The test's own control: the file is a real attack, so the refusals below mean something."""
-    marker = tmp_path / "ran"
-    raw = crafted_checkpoint(tmp_path / "x.pt", marker).read_bytes().partition(b"\n")[2]
-    torch.load(io.BytesIO(raw), weights_only=False)
-    assert marker.exists()
+def test_the_crafted_file_is_a_real_attack(tmp_path):
+    """The test's own control, read without unpickling anything: the payload's pickle calls
+    open() when loaded, so the refusals below mean something."""
+    import pickletools
+    import zipfile
+    raw = crafted_checkpoint(tmp_path / "x.pt", tmp_path / "ran").read_bytes().partition(b"\n")[2]
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    ops = [(op.name, arg) for op, arg, _ in pickletools.genops(data)]
+    assert ("GLOBAL", "io open") in ops and ("REDUCE", None) in ops   # open(marker, "w") on load
+    assert not (tmp_path / "ran").exists()
 
 
 @pytest.mark.parametrize("sealed", [True, False], ids=["with-header", "bare"])
