@@ -29,8 +29,8 @@ def _betty_imaml(setting, device, seed=0):
     cfg = config("imaml", setting)
     inner = cfg.inner
     ref = Ours(cfg, setting, device, seed)
-    return BettyIMAML(ref.backbone, inner.lr, inner.steps, cfg.outer.lr, inner.lam,
-                      inner.solver_iters, cfg.data.meta_batch, device)
+    return BettyIMAML(ref.backbone, inner.lr, inner.steps, cfg.outer.lr, inner.implicit.lam,
+                      inner.implicit.iters, cfg.data.meta_batch, device)
 
 
 def speed_methods() -> dict:

@@ -46,8 +46,9 @@ def main() -> None:
     info = configure(1)
     pool = episodes(args.setting, 2, info["device"])
     method = speed_methods()[args.method](args.setting, info["device"])
-    if hasattr(method, "inner"):
-        method.inner.task_threads = 1
+    runner = getattr(getattr(method, "inner", None), "runner", None)
+    if runner is not None:  # this project's problems: the task runner owns the task threads
+        runner.task_threads = 1
     method.step(pool[0])
     flops = count_flops(lambda: method.step(pool[1]))
     with profile(activities=[ProfilerActivity.CPU]) as prof:

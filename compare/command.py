@@ -18,7 +18,7 @@ from pathlib import Path
 from betty.logging.logger_base import get_logger
 
 from configs.cli import Parser, at_least, positive_seconds, tolerance
-from compare.methods import default_problems, parse_ints, parse_problems
+from compare.methods import add_sweep_flags, default_problems, parse_ints, parse_problems
 from engines.run_folder import FolderLock, RunFolderError
 
 
@@ -40,8 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=at_least(1), default=4, help="tasks in the fixed meta-batch")
     p.add_argument("--split", default="train", choices=("train", "validation", "test"))
     p.add_argument("--inner-steps", type=parse_ints, default=[1, 5, 10, 20])
-    p.add_argument("--cg-iters", type=parse_ints, default=[1, 2, 5, 10, 20])
-    p.add_argument("--neumann-terms", type=parse_ints, default=[1, 2, 5, 10, 20])
+    add_sweep_flags(p)  # --cg-iters, --neumann-terms: one per solver of hypergradient.SOLVERS
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="precision of the compared methods (the reference is always float64)")
     p.add_argument("--repeats", type=at_least(1), default=3, help="timed calls per method (median)")

@@ -11,7 +11,7 @@ import torch
 from configs import parse_override
 from compare.measure import DTYPES, build_at, cast_episode, default_dtype, measure
 from compare.memory import MEMORY_METHODS
-from compare.methods import Method, expand
+from compare.methods import Method, expand, solver_sweeps
 from compare.reference import (ReferenceSettings, cosine, implicit_reference, independent_maml_gradient,
                                own_target, rel_err)
 from problems.options import RunOptions, load_options, saved_options
@@ -157,7 +157,7 @@ def run_method(setup: Setup, method: Method, dtype, repeats: int, memory: bool):
 def row(method: Method, cfg: RunOptions, result, reference) -> dict:
     out = {"label": method.label, "problem": method.problem, "kind": method.kind,
            "inner_steps": method.steps, "solver": method.solver, "solver_iters": method.solver_iters,
-           "lam": cfg.inner.lam if method.kind == "implicit" else None,
+           "lam": cfg.inner.implicit.lam if method.kind == "implicit" else None,
            **score(result.gradient, reference),
            "seconds": result.median_seconds, "seconds_all": result.seconds,
            "peak_bytes": result.peak_bytes}
@@ -178,7 +178,7 @@ class OwnTargets:
 
     def __call__(self, method: Method, cfg: RunOptions, gradients: dict):
         if method.kind == "implicit":
-            key = (cfg.inner.lam, cfg.inner.lr, method.steps)
+            key = (cfg.inner.implicit.lam, cfg.inner.lr, method.steps)
             if key not in self.cache:
                 self.cache[key] = own_target(cfg, self.setup.theta, self.setup.shape,
                                              self.setup.episode, self.settings, method.steps)
@@ -209,8 +209,7 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
     rows, gradients, device, own = [], {}, "cpu", OwnTargets(setup, settings)
     largest = {}  # each problem's meta-gradient at the largest budget of its sweep
     for problem in problems:
-        for method in expand(problem, setup.configs[problem], args.inner_steps, args.cg_iters,
-                             args.neumann_terms):
+        for method in expand(problem, setup.configs[problem], args.inner_steps, solver_sweeps(args)):
             result, cfg, device = run_method(setup, method, dtype, args.repeats, not args.no_memory)
             gradients[(method.problem, method.steps)] = result.gradient
             largest[method.problem] = (method.label, result.gradient)

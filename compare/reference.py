@@ -119,7 +119,7 @@ def refine_minimiser(inner, episode, lam: float, settings: ReferenceSettings, st
             H = objective.support_hessian(v) if dense else None
             if H is not None and int(torch.linalg.cholesky_ex(
                     0.5 * (H + H.T) + lam * torch.eye(len(v), dtype=v.dtype)).info):  # not PD
-                stalled = "not a minimum here: H + λI is indefinite (raise inner.lam)"
+                stalled = "not a minimum here: H + λI is indefinite (raise inner.implicit.lam)"
                 break
             direction = solve_spd(objective, v, g, H, settings, lam)[0]
             value, alpha = float(objective.inner_objective(v)), 1.0
@@ -185,9 +185,9 @@ def inner_gradient_norm(inner, episode) -> float:
 
 def exact_solve_config(cfg, settings: ReferenceSettings, steps: int, grad_tol: float):
     """`cfg`'s implicit problem (its λ and inner lr) with K=`steps` and CG run to `cg_tol`."""
-    inner = {"kind": "implicit", "solver": "cg", "steps": steps, "grad_tol": grad_tol,
-             "solver_iters": settings.cg_iters, "solver_tol": settings.cg_tol, "damping": 0.0,
-             "grad_clip": 0.0}
+    inner = {"kind": "implicit", "implicit.solver": "cg", "steps": steps, "grad_tol": grad_tol,
+             "implicit.iters": settings.cg_iters, "implicit.tol": settings.cg_tol,
+             "implicit.damping": 0.0, "grad_clip": 0.0}
     return cfg.replace(**{f"inner.{k}": v for k, v in inner.items()})
 
 
@@ -217,7 +217,7 @@ def implicit_reference(imaml_cfg, theta: dict, shape: TaskShape, episode,
     linear solve's residual. Where the minimiser cannot be reached to the tolerance (a ReLU
     network's proximal minimiser on a kink, where no Hessian exists and Newton chatters), it is
     not called a reference (`exact` false, `why` says what failed)."""
-    lam = imaml_cfg.inner.lam
+    lam = imaml_cfg.inner.implicit.lam
     with default_dtype(torch.float64):
         inner, ep, _ = solved_system(imaml_cfg, theta, shape, episode, settings,
                                      settings.inner_steps, settings.grad_tol)
@@ -239,7 +239,7 @@ def implicit_reference(imaml_cfg, theta: dict, shape: TaskShape, episode,
         f"{settings.newton_tol:.0e}{'; ' + stalled if stalled else ''})" + (
             f"; with model.activation={activation} it can sit on a kink, where no Hessian exists "
             "and the implicit gradient is undefined: use --set model.activation=softplus (or gelu, "
-            "tanh)" if activation == "relu" else "; raise inner.lam or --ref-steps")
+            "tanh)" if activation == "relu" else "; raise inner.implicit.lam or --ref-steps")
         if norm > settings.newton_tol else
         f"the linear solve stopped at relative residual {solve['relative_residual']:.1e}; raise "
         "--ref-cg-iters")

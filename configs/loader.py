@@ -141,6 +141,9 @@ def _merge(base: dict, layer: dict, schema: dict, source: str, prefix: str = "")
     for key, value in layer.items():
         path = f"{prefix}{key}"
         if key not in schema:
+            if path in MOVED:
+                raise ConfigError(f"config key {path!r} in {source} is now {MOVED[path]!r}; "
+                                  f"write {MOVED[path]}")
             valid = ", ".join(f"{prefix}{k}" for k in schema)
             raise ConfigError(f"unknown config key {path!r} in {source}; valid keys here: {valid}")
         if isinstance(schema[key], dict):
@@ -265,10 +268,38 @@ def merge_more(cfg: dict, values: dict[str, Any] | None = None,
     return result
 
 
+#: Keys that moved, old dotted path -> new: earlier records are read under the new names, and a
+#: layer that still writes an old name is told the new one.
+MOVED = {f"inner.{old}": f"inner.implicit.{new}" for old, new in (
+    ("lam", "lam"), ("solver", "solver"), ("solver_iters", "iters"), ("solver_tol", "tol"),
+    ("damping", "damping"), ("power_iters", "power_iters"), ("neumann_alpha", "neumann_alpha"))}
+
+
+def moved_keys(saved: dict) -> dict:
+    """`saved` with keys an earlier version wrote under another name (MOVED) at their new place."""
+    out = copy.deepcopy(saved)
+    for old, new in MOVED.items():
+        *old_path, old_key = old.split(".")
+        node = out
+        for part in old_path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_key not in node:
+            continue
+        value = node.pop(old_key)
+        *new_path, new_key = new.split(".")
+        target = out
+        for part in new_path:
+            target = target.setdefault(part, {})
+        target.setdefault(new_key, value)
+    return out
+
+
 def with_defaults(saved: dict) -> dict:
-    """A config recorded by an earlier version (a checkpoint, results.json), with every key
-    added to defaults.yaml since then at its default: the run had no such setting, and the
-    default is what the code did before the key existed."""
+    """A config recorded by an earlier version (a checkpoint, results.json), with keys that moved
+    at their new place and every key added to defaults.yaml since then at its default: the run
+    had no such setting, and the default is what the code did before the key existed."""
+    saved = moved_keys(saved)
+
     def fill(node: dict, defaults: dict) -> dict:
         out = dict(node)
         for key, value in defaults.items():

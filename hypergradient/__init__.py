@@ -1,21 +1,23 @@
-"""Implicit hypergradients, laid out as Betty's own `betty.hypergradient`: one module per method
-and the jvp functions in `jvp_fn_mapping`.
+"""Implicit hypergradients, laid out as Betty's own `betty.hypergradient`: one module per method,
+the linear solvers by name (`SOLVERS`, what `inner.implicit.solver` names), and the jvp
+functions Betty routes a problem's hypergradient through (`jvp_fn_mapping`).
 
-- `cg`: conjugate gradient, truncated at negative curvature, with its `SolveInfo` record
-- `neumann`: the Neumann series and its safe step size 1/λ_max
-- `power`: `power_iteration`, λ_max from its own seeded generator (not torch's global RNG)
-- `imaml`: the best-response product Betty calls for a lower problem with `Config(type="imaml")`
-
-Betty routes a problem's hypergradient through `betty.hypergradient.jvp_fn_mapping[type]`.
-Importing this package changes nothing there: `register()` adds this project's entries, and
-`problems.build_problems` calls it before it creates Betty problems. Betty 0.2.1's own `cg` is
-wrong (upstream issue #15) and its `neumann` diverges when αλ_max > 2, hence our own names.
-Depends on torch; `register()` imports betty.
+Adding a solver is its module (a `LinearSolver` subclass) plus one line in `SOLVERS`.
+Importing this package changes nothing in Betty: `register()` adds this project's entries, and
+`problems.build_problems` calls it. Betty 0.2.1's own `cg` is wrong and its `neumann` diverges
+when αλ_max > 2 (docs/DESIGN.md), hence our own.
 """
-from hypergradient.cg import SolveInfo, conjugate_gradient
+from hypergradient.cg import ConjugateGradient, SolveInfo, conjugate_gradient
 from hypergradient.imaml import implicit_best_response
-from hypergradient.neumann import neumann_series, safe_neumann_alpha
+from hypergradient.neumann import NeumannSeries, neumann_series, safe_neumann_alpha
 from hypergradient.power import power_iteration
+from hypergradient.solver import LinearSolver
+
+#: `inner.implicit.solver`: the linear solvers by name.
+SOLVERS: dict[str, type[LinearSolver]] = {
+    "cg": ConjugateGradient,
+    "neumann": NeumannSeries,
+}
 
 #: This project's entries for Betty's `jvp_fn_mapping`, added by `register()`.
 jvp_fn_mapping = {
@@ -29,5 +31,6 @@ def register() -> None:
     betty_jvp_fn_mapping.update(jvp_fn_mapping)
 
 
-__all__ = ["SolveInfo", "conjugate_gradient", "implicit_best_response", "jvp_fn_mapping",
-           "neumann_series", "power_iteration", "register", "safe_neumann_alpha"]
+__all__ = ["ConjugateGradient", "LinearSolver", "NeumannSeries", "SOLVERS", "SolveInfo",
+           "conjugate_gradient", "implicit_best_response", "jvp_fn_mapping", "neumann_series",
+           "power_iteration", "register", "safe_neumann_alpha"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from hypergradient.solver import LinearSolver
 from hypergradient.utils import MatVec, Vector, dot, per_system, scale
 
 
@@ -59,3 +60,21 @@ def conjugate_gradient(matvec: MatVec, b: Vector, iters: int, tol: float = 0.0,
         x = [torch.where(per_system(stopped_at_start, bi), fallback_scale * bi, xi)
              for xi, bi in zip(x, b)]
     return x, info
+
+
+class ConjugateGradient(LinearSolver):
+    """`inner.implicit.solver: cg`: `iters` CG iterations (stopping early below `tol`); a task
+    where H + λI is indefinite stops at the first negative curvature, with a warning."""
+    sweep_flag, sweep_label = "--cg-iters", "cg"
+
+    def solve(self, hvp: MatVec, vector: Vector) -> Vector:
+        s = self.settings
+        x, info = conjugate_gradient(hvp, vector, self.iters, s.tol, batch_dims=1,
+                                     fallback_scale=1.0 / (s.lam + s.damping))
+        self.last_solve = info
+        if info.negative_curvature:
+            self.warning = (f"iMAML: I + H/λ is not positive definite on {info.negative_curvature} "
+                            f"of {len(vector[0])} tasks (λ={s.lam}); CG stopped early on them "
+                            "(first-order answer where it could not take a step). "
+                            "Raise inner.implicit.lam or inner.implicit.damping.")
+        return x

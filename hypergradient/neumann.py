@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from hypergradient.power import power_iteration
+from hypergradient.solver import LinearSolver
 from hypergradient.utils import MatVec, Vector, scale
 
 
@@ -27,3 +28,14 @@ def safe_neumann_alpha(matvec: MatVec, like: Vector, iters: int = 20, batch_dims
     """α = 1/λ̂_max from power iteration: the series then contracts by (1 − λ_min/λ_max).
     Deterministic in A: power iteration starts from its own seeded generator."""
     return 1.0 / power_iteration(matvec, like, iters, batch_dims, generator).clamp_min(1e-12)
+
+
+class NeumannSeries(LinearSolver):
+    """`inner.implicit.solver: neumann`: `iters` terms of the series, step size
+    `neumann_alpha`, or 1/λ_max from `power_iters` power iterations when it is 0."""
+    sweep_flag, sweep_label = "--neumann-terms", "terms"
+
+    def solve(self, hvp: MatVec, vector: Vector) -> Vector:
+        s = self.settings
+        alpha = s.neumann_alpha or safe_neumann_alpha(hvp, vector, s.power_iters, batch_dims=1)
+        return neumann_series(hvp, vector, self.iters, alpha, batch_dims=1)

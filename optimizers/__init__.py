@@ -2,7 +2,7 @@
 The linear solvers behind implicit hypergradients are in `hypergradient/`."""
 from optimizers.anil import ANIL
 from optimizers.base import InnerLoopOptimizer
-from optimizers.learner import Learner
+from inner_loop.learner import Learner  # re-exported: users type their adapt with it
 from optimizers.mamlpp import MAMLPlusPlus
 from optimizers.metasgd import MetaSGD
 from optimizers.registry import OPTIMIZERS, OptimizerSpecError, resolve_optimizer

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from optimizers.base import OptimizerSpecError, stack_aware
-from optimizers.learner import Learner, TaskStack
+from optimizers.base import OptimizerSpecError
+from inner_loop.learner import Learner, TaskStack
 from optimizers.sgd import SGD
 
 HEAD = "head"
@@ -48,7 +48,21 @@ def head_of(model: Learner) -> Learner:
 
 
 class ANIL(SGD):
+    """SGD on the head alone, over body features computed once per task.
+
+    Arguments:
+        model: a backbone with a `head` module and a `features(x, step)` method (CNN4, MLP).
+        inner_lr: the head's step size.
+
+    Reference: Raghu et al. 2020, "Rapid Learning or Feature Reuse? Towards Understanding the
+    Effectiveness of MAML".
+
+    Example:
+        python run.py --problem anil --dataset omniglot5w1s
+    """
     name = "anil"
+    adapts_stacks = True
+    checkpointable = True
     supports_implicit = False
     implicit_reason = ("the implicit solver adapts every parameter; ANIL's head-only proximal "
                        "problem would need a solve over the head alone")
@@ -64,12 +78,8 @@ class ANIL(SGD):
     def adapted_names(self, model: Learner) -> list[str]:
         return [k for k in model.params if k.startswith(HEAD + ".")]
 
-    @stack_aware
-    def adapt(self, model: Learner, support_x, support_y, n_steps: int, *, first_order=None,
-              iteration=None, checkpoint=False) -> Learner:
-        first_order, iteration = self.resolved(first_order, iteration)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not first_order):
+    def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.context.first_order):
             features = model.features(support_x)
-        head = super().adapt(head_of(model), features, support_y, n_steps, first_order=first_order,
-                             iteration=iteration, checkpoint=checkpoint)
+        head = super().adapt(head_of(model), features, support_y, n_steps)
         return model.with_params({k: head.params[k] for k in self.adapted_names(model)})

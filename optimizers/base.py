@@ -1,41 +1,41 @@
-"""The inner-loop optimizer interface users write against, and the one inner loop every
-variant shares.
+"""The inner-loop optimizer interface users write against, and the one inner loop the
+registered variants share.
 
     class InnerLoopOptimizer:
         def __init__(self, model, inner_lr): ...
-        def adapt(self, model, support_x, support_y, n_steps) -> Learner    # differentiable
-        def meta_parameters(self) -> list[Tensor]                            # [] for plain SGD
+        def adapt(self, model, support_x, support_y, n_steps) -> Learner
+        def meta_parameters(self) -> list[Tensor]        # [] for plain SGD
 
-`model` is a `TaskStack` (φ of every task of the meta-batch, stacked on a task axis, with the
-inputs stacked likewise) when the optimizer's `adapt` is stack-aware (the shared steps below,
-which every registered variant uses, are), else a one-task `Learner` per task: a user's class
-written against the one-task interface keeps working, adapted task by task. Whether the steps
-are differentiated through (MAML) or not (FOMAML, evaluation, iMAML's inner solve) is decided
-by the problem and passed to `adapt` (`first_order`, with the meta-`iteration`); an `adapt`
-written without those arguments finds them as attributes instead, and the shared steps read
-either.
+What the problem decides about an adaptation (first or second order, the meta-iteration,
+checkpointed steps) is `self.context`, set by the task runner before it calls `adapt`; the
+shared steps read it, so an `adapt` built from them needs no arguments beyond the four.
 """
 from __future__ import annotations
 
-import inspect
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from optimizers.checkpointing import checkpointed_step
-from optimizers.learner import Learner, TaskStack
+from inner_loop.checkpointing import checkpointed_step
+from inner_loop.learner import Learner, TaskStack
 
 
-def stack_aware(adapt):
-    """Marks an `adapt` that works on a TaskStack as well as on a one-task Learner."""
-    adapt.adapts_task_stacks = True
-    return adapt
+@dataclass(frozen=True)
+class AdaptContext:
+    """What the problem asks of one adaptation."""
+    first_order: bool = False   # do not differentiate through the steps (FOMAML, iMAML, tests)
+    iteration: int = 0          # meta-iterations done (schedules such as MAML++'s)
+    checkpoint: bool = False    # second order: recompute each step's graph in the backward pass
 
 
-def adapts_task_stacks(optimizer) -> bool:
-    """Whether this optimizer's `adapt` can take all tasks at once (a subclass that writes its
-    own `adapt` without the marker is adapted task by task, as it was written)."""
-    return getattr(type(optimizer).adapt, "adapts_task_stacks", False)
+def declares(optimizer, flag: str) -> bool:
+    """Whether the class that writes this optimizer's `adapt` sets `flag` (`adapts_stacks`,
+    `checkpointable`): a subclass that writes its own `adapt` declares for itself."""
+    for cls in type(optimizer).__mro__:
+        if "adapt" in cls.__dict__:
+            return bool(cls.__dict__.get(flag, False))
+    return False
 
 
 class OptimizerSpecError(ValueError):
@@ -55,6 +55,11 @@ class InnerLoopOptimizer(nn.Module):
     #: cannot see how φ got there; a variant that says no gives the reason below.
     supports_implicit = True
     implicit_reason = ""
+    #: Set on the class that writes `adapt`: True when `adapt` works unchanged on a TaskStack
+    #: (all tasks at once, elementwise rules do); else it is called one task at a time.
+    adapts_stacks = False
+    #: Set on the class that writes `adapt`: True when it honours `context.checkpoint`.
+    checkpointable = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -71,11 +76,7 @@ class InnerLoopOptimizer(nn.Module):
         self.inner_lr = float(inner_lr)
         self.grad_clip = 0.0      # per-step global-norm clipping (0: off)
         self.grad_tol = 0.0       # stop when the gradient norm falls below (0: run all steps)
-        # What one adaptation asks for (first or second order, the meta-iteration) comes as
-        # arguments of `adapt`; these attributes only serve an `adapt` written without them
-        # (the problem sets them around its calls), and are what `None` arguments mean.
-        self.first_order = False
-        self.iteration = 0
+        self.context = AdaptContext()
 
     @classmethod
     def from_config(cls, model: nn.Module, options) -> "InnerLoopOptimizer":
@@ -88,23 +89,15 @@ class InnerLoopOptimizer(nn.Module):
         """Extra arguments for models.build_backbone (e.g. per-step batch norm)."""
         return {}
 
-    def adapt(self, model: Learner, support_x, support_y, n_steps: int, *,
-              first_order: bool | None = None, iteration: int | None = None,
-              checkpoint: bool = False) -> Learner:
-        """φ after `n_steps` inner steps from `model`. `first_order`: do not differentiate
-        through the steps (FOMAML, iMAML's inner solve, evaluation); `iteration`: meta-iterations
-        done (for schedules); `checkpoint`: keep only φ between second-order steps."""
+    def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
+        """φ after `n_steps` inner steps from `model` (differentiable unless
+        `self.context.first_order`)."""
         raise NotImplementedError
 
-    def query_objective(self, learner: Learner, query_x, query_y, *, iteration: int | None = None):
+    def query_objective(self, learner: Learner, query_x, query_y):
         """(outer loss, accuracy) from the adapted learner (per task on a TaskStack); variants
         whose outer loss looks at the whole trajectory (MAML++'s multi-step loss) override it."""
         return learner.evaluate(query_x, query_y)
-
-    def resolved(self, first_order: bool | None = None, iteration: int | None = None):
-        """Arguments left None take the attributes (set for an `adapt` written without them)."""
-        return (self.first_order if first_order is None else first_order,
-                self.iteration if iteration is None else iteration)
 
     def meta_parameters(self) -> list[torch.Tensor]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -119,9 +112,10 @@ class InnerLoopOptimizer(nn.Module):
                   ) -> dict[str, torch.Tensor]:
         """∇φ of the inner objective (per task: on a TaskStack, the gradient of the summed task
         losses). Second order keeps the graph (create_graph); first order differentiates a
-        detached copy, so φ stays linked to θ only through the update sums."""
+        detached copy, so φ stays linked to θ only through the update sums. `first_order`
+        None: the context's."""
         names = names if names is not None else self.adapted_names(model)
-        first_order = self.resolved(first_order)[0]
+        first_order = self.context.first_order if first_order is None else first_order
         if first_order or not torch.is_grad_enabled():
             probe = model.with_params({k: model.params[k].detach().requires_grad_() for k in names})
             with torch.enable_grad():
@@ -151,15 +145,15 @@ class InnerLoopOptimizer(nn.Module):
         return global_norm(grads, task_axis(model)) >= self.grad_tol
 
     def descend_steps(self, model: Learner, x, y, n_steps: int, record: bool = False, *,
-                      first_order: bool | None = None, checkpoint: bool = False) -> Learner:
+                      first_order: bool | None = None) -> Learner:
         """The inner loop: up to `n_steps` gradient steps (a task whose gradient norm falls
         below `grad_tol` stops there). The result knows the step that produced it (for per-step
-        layers) and, with `record`, keeps the learner after every step. With `checkpoint`
-        (second order only) each step keeps just its input φ and rebuilds its graph in the
-        backward pass."""
+        layers) and, with `record`, keeps the learner after every step. With
+        `context.checkpoint` (second order only) each step keeps just its input φ and rebuilds
+        its graph in the backward pass. `first_order` None: the context's."""
         trajectory, moving = [], None
-        first_order = self.resolved(first_order)[0]
-        checkpoint = checkpoint and not first_order and torch.is_grad_enabled()
+        first_order = self.context.first_order if first_order is None else first_order
+        checkpoint = self.context.checkpoint and not first_order and torch.is_grad_enabled()
         if checkpoint and self.grad_tol > 0:
             raise ValueError("inner.checkpoint_steps cannot be combined with inner.grad_tol")
         for step in range(n_steps):
@@ -190,12 +184,6 @@ class InnerLoopOptimizer(nn.Module):
 
         phi = checkpointed_step(descend, [model.params[k] for k in names], self.meta_parameters())
         return model.with_params(dict(zip(names, phi))).at_step(step)
-
-
-def takes(function, argument: str) -> bool:
-    """Whether `function` (an optimizer's adapt or query_objective) accepts `argument`."""
-    parameters = inspect.signature(function).parameters.values()
-    return any(p.name == argument or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def task_axis(model) -> bool:

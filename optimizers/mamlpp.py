@@ -16,11 +16,8 @@ step's step sizes and batch-norm parameters.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from configs.typed import Options, option
-from optimizers.base import InnerLoopOptimizer, param_key, rate_table, stack_aware
-from optimizers.learner import Learner
+from optimizers.base import InnerLoopOptimizer, param_key, rate_table
+from inner_loop.learner import Learner
 
 #: MSL's final share for each earlier step, as a fraction of 1/K (Antoniou et al.'s 0.03/K).
 MSL_FLOOR = 0.03
@@ -37,20 +34,24 @@ def multi_step_weights(steps: int, iteration: int, anneal_iters: int) -> list[fl
     return [earlier] * (steps - 1) + [1.0 - earlier * (steps - 1)]
 
 
-@dataclass(frozen=True)
-class MamlppOptions(Options):
-    """`inner.mamlpp`: each piece of MAML++ switchable (see configs/defaults.yaml)."""
-    section = "inner.mamlpp"
-    learned_lrs: bool = option()
-    min_lr: float = option(at_least=0)
-    multi_step_loss: bool = option()
-    msl_iters: int = option(at_least=0)
-    per_step_bn: bool = option()
-    first_order_iters: int = option(at_least=0)
-
-
 class MAMLPlusPlus(InnerLoopOptimizer):
+    """SGD with learned per-layer, per-step step sizes and the multi-step loss; the run's
+    backbone gets per-step batch norm (`backbone_options`).
+
+    Arguments:
+        model: the backbone whose parameters are θ.
+        inner_lr: the initial step size of every layer and step.
+        steps: inner steps in training (one learned step size per step).
+        learned_lrs, min_lr, multi_step_loss, msl_iters, first_order_iters: `inner.mamlpp`.
+
+    Reference: Antoniou et al. 2019, "How to train your MAML".
+
+    Example:
+        python run.py --problem mamlpp --dataset omniglot5w1s
+    """
     name = "mamlpp"
+    adapts_stacks = True
+    checkpointable = True
     supports_implicit = False
     implicit_reason = ("its per-step step sizes, multi-step loss and per-step batch norm "
                        "describe the inner trajectory, which the implicit hypergradient ignores")
@@ -80,19 +81,16 @@ class MAMLPlusPlus(InnerLoopOptimizer):
         rates = self.lrs[param_key(name)]
         return rates[min(step, len(rates) - 1)].clamp_min(self.min_lr)
 
-    @stack_aware
-    def adapt(self, model: Learner, support_x, support_y, n_steps: int, *, first_order=None,
-              iteration=None, checkpoint=False) -> Learner:
-        first_order, iteration = self.resolved(first_order, iteration)
-        second_order = not first_order and iteration >= self.first_order_iters  # DA
+    def adapt(self, model: Learner, support_x, support_y, n_steps: int) -> Learner:
+        context = self.context
+        second_order = not context.first_order and context.iteration >= self.first_order_iters  # DA
         return self.descend_steps(model, support_x, support_y, n_steps, record=self.multi_step_loss,
-                                  first_order=not second_order, checkpoint=checkpoint)
+                                  first_order=not second_order)
 
-    def query_objective(self, learner: Learner, query_x, query_y, *, iteration=None):
+    def query_objective(self, learner: Learner, query_x, query_y):
         if not learner.trajectory:
             return learner.evaluate(query_x, query_y)
-        iteration = self.resolved(iteration=iteration)[1]
-        weights = multi_step_weights(len(learner.trajectory), iteration, self.msl_iters)
+        weights = multi_step_weights(len(learner.trajectory), self.context.iteration, self.msl_iters)
         # (per task, [T], when the learner is a TaskStack)
         loss = 0.0
         for weight, point in zip(weights, learner.trajectory):

@@ -7,6 +7,17 @@ from optimizers.sgd import SGD
 
 
 class MetaSGD(SGD):
+    """SGD whose step size α is a learned tensor per parameter, meta-trained with θ.
+
+    Arguments:
+        model: the backbone whose parameters are θ.
+        inner_lr: every element of α at the start.
+
+    Reference: Li et al. 2017, "Meta-SGD: Learning to Learn Quickly for Few-Shot Learning".
+
+    Example:
+        python run.py --problem metasgd --dataset omniglot5w1s
+    """
     name = "metasgd"
     supports_implicit = False
     implicit_reason = ("its learned step sizes do not change the proximal minimiser φ*, so the "

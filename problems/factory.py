@@ -7,7 +7,8 @@ from betty.configs import Config
 
 import hypergradient
 from models import build_backbone
-from optimizers import Learner, resolve_optimizer
+from inner_loop.learner import Learner
+from optimizers import resolve_optimizer
 from problems.implicit import ImplicitInner
 from problems.outer import MetaModel, Outer
 from problems.reptile import ReptileInner, reptile_conflict
@@ -91,10 +92,7 @@ def build_problems(options, input_shape: tuple, task_kind: str, out_features: in
             raise ProblemConfigError(
                 f"inner optimizer {inner.optimizer!r} cannot be used with inner.kind=implicit: "
                 f"{reason}; use inner.kind=unrolled")
-        lower = ImplicitInner(
-            "inner", Config(type="imaml"), lam=inner.lam, solver=inner.solver,
-            solver_iters=inner.solver_iters, solver_tol=inner.solver_tol, damping=inner.damping,
-            power_iters=inner.power_iters, neumann_alpha=inner.neumann_alpha, **common)
+        lower = ImplicitInner("inner", Config(type="imaml"), implicit=inner.implicit, **common)
         u2l = {outer: [lower]}
     else:  # reptile
         reason = reptile_conflict(inner_optimizer, Learner.of(backbone, task_kind))

@@ -1,48 +1,24 @@
-"""A run's settings as typed options: `load_options` merges the YAML layers (configs.loader) and
-builds one `RunOptions`, checked once, field by field (configs.typed).
+"""A run's settings as typed options, every section in this one module except `data`, which
+the envs own (envs.DataOptions: envs run on their own). `load_options` merges the YAML layers
+(configs.loader) and builds one `RunOptions`, checked once, field by field (configs.typed).
 
-Why here: this is the lowest layer that sees every registry a setting must name (datasets,
-backbones, inner optimizers, lower levels, implicit solvers, task executors, outer optimizers),
-so each closed set is the registry itself and none is written twice. Everything above (engines,
-compare, benchmarks, run.py) reads attributes: `options.inner.lr`.
+Why here: the lowest layer that sees every registry a setting names (datasets, backbones,
+inner optimizers, lower levels, solvers, task executors, outer optimizers), so each closed set
+is the registry itself. Everything above reads attributes: `options.inner.lr`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import hypergradient
 from configs.loader import merge_config, merge_more, with_defaults
 from configs.typed import ConfigError, Options, option
 from envs.options import DataOptions
+from inner_loop import executor
 from models import activations, factory as backbones
-from optimizers import executor
-from optimizers.mamlpp import MamlppOptions
 from optimizers.registry import resolve_optimizer
-
-
-def _lower_levels():
-    from problems.factory import LOWER_LEVELS  # the factory builds from these options
-    return LOWER_LEVELS
-
-
-def _solvers():
-    from problems.implicit import SOLVERS
-    return SOLVERS
-
-
-def _outer_optimizers():
-    from problems.factory import OUTER_OPTIMIZERS
-    return OUTER_OPTIMIZERS
-
-
-def _schedules():
-    from problems.factory import SCHEDULES
-    return SCHEDULES
-
-
-def _devices():
-    from problems.system import DEVICES
-    return DEVICES
+from problems import factory, system
 
 
 @dataclass(frozen=True)
@@ -54,11 +30,37 @@ class ModelOptions(Options):
 
 
 @dataclass(frozen=True)
+class MamlppOptions(Options):
+    """`inner.mamlpp`: each piece of MAML++ switchable (see configs/defaults.yaml)."""
+    section = "inner.mamlpp"
+    learned_lrs: bool = option()
+    min_lr: float = option(at_least=0)
+    multi_step_loss: bool = option()
+    msl_iters: int = option(at_least=0)
+    per_step_bn: bool = option()
+    first_order_iters: int = option(at_least=0)
+
+
+@dataclass(frozen=True)
+class ImplicitOptions(Options):
+    """`inner.implicit`: iMAML's proximal strength and its linear solver; each solver reads
+    what it needs (hypergradient.SOLVERS)."""
+    section = "inner.implicit"
+    lam: float = option(above=0, default=1.0)
+    solver: str = option(choices=lambda: hypergradient.SOLVERS, default="cg")
+    iters: int = option(at_least=1, default=5)
+    tol: float = option(at_least=0, default=0.0)
+    damping: float = option(at_least=0, default=0.0)
+    power_iters: int = option(at_least=1, default=20)
+    neumann_alpha: float = option(at_least=0, default=0.0)
+
+
+@dataclass(frozen=True)
 class InnerOptions(Options):
     """The lower level: which one (`kind`), the optimizer that moves φ, and each kind's settings
     (documented in configs/defaults.yaml)."""
     section = "inner"
-    kind: str = option(choices=_lower_levels)
+    kind: str = option(choices=lambda: factory.LOWER_LEVELS)
     optimizer: str = option()
     lr: float = option(above=0)
     steps: int = option(at_least=1)
@@ -68,13 +70,7 @@ class InnerOptions(Options):
     checkpoint_steps: bool = option()
     vectorize: str = option(choices=lambda: executor.SETTINGS)
     task_threads: int = option(at_least=0)
-    lam: float = option(above=0)
-    solver: str = option(choices=_solvers)
-    solver_iters: int = option(at_least=1)
-    solver_tol: float = option(at_least=0)
-    damping: float = option(at_least=0)
-    power_iters: int = option(at_least=1)
-    neumann_alpha: float = option(at_least=0)
+    implicit: ImplicitOptions = option()
     mamlpp: MamlppOptions = option()
 
     def __post_init__(self) -> None:
@@ -85,9 +81,9 @@ class InnerOptions(Options):
 @dataclass(frozen=True)
 class OuterOptions(Options):
     section = "outer"
-    optimizer: str = option(choices=_outer_optimizers)
+    optimizer: str = option(choices=lambda: factory.OUTER_OPTIMIZERS)
     lr: float = option(above=0)
-    schedule: str = option(choices=_schedules)
+    schedule: str = option(choices=lambda: factory.SCHEDULES)
     min_lr_ratio: float = option(at_least=0)
     decay: float = option(above=0)
     decay_every: int = option(at_least=0)
@@ -122,7 +118,7 @@ class RunOptions(Options):
     iterations: int = option(at_least=1)
     minutes: float = option(at_least=0)
     checkpoint_every: int = option(at_least=0)
-    device: str = option(choices=_devices)
+    device: str = option(choices=lambda: system.DEVICES)
     out: str | None = option()
     data_root: str | None = option()
     data: DataOptions = option()

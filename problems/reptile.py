@@ -14,14 +14,8 @@ from problems.adaptation import TaskAdaptation
 
 class ReptileInner(TaskAdaptation):
     def adapt_meta_batch(self, episode):
-        self.adapt_tasks(self.initial_stack(len(episode), detach=True), episode.support_x,
-                         episode.support_y, self.steps, lambda: self.initial_learner(detach=True),
-                         first_order=True)
-        if self.stack is not None:
-            self.stack = self.stack.detached()
-            self.adapted = [self.stack.view(t) for t in range(len(episode))]
-        else:
-            self.adapted = [learner.detached() for learner in self.adapted]
+        self.adapt_tasks(episode, detach=True, first_order=True)
+        self.runner.detach()
 
     def meta_objective(self, episode) -> dict:
         with torch.no_grad():

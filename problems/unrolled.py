@@ -2,9 +2,8 @@
 the K inner steps themselves (second order), or through the update sums only (first order).
 The outer problem needs no best-response path: its loss already depends on θ through φ.
 
-All tasks adapt at once through the optimizer's inner loop (a TaskStack, run by the task
-executor `inner.vectorize` picks); `checkpoint_steps` trades one extra forward/backward per step
-for memory flat in the activations (optimizers/checkpointing.py)."""
+`checkpoint_steps` trades one extra forward/backward per step for memory flat in the
+activations (inner_loop/checkpointing.py)."""
 from __future__ import annotations
 
 from problems.adaptation import TaskAdaptation
@@ -17,7 +16,5 @@ class UnrolledInner(TaskAdaptation):
         self.checkpoint_steps = checkpoint_steps
 
     def adapt_meta_batch(self, episode):
-        self.adapt_tasks(self.initial_stack(len(episode), detach=False), episode.support_x,
-                         episode.support_y, self.steps, lambda: self.initial_learner(detach=False),
-                         first_order=self.use_first_order,
+        self.adapt_tasks(episode, detach=False, first_order=self.use_first_order,
                          checkpoint=self.checkpoint_steps and not self.use_first_order)

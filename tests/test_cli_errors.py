@@ -23,7 +23,7 @@ def test_mistyped_value(capsys):
 
 
 def test_value_outside_choices(capsys):
-    fails(capsys, ["--dataset", "sinusoid", "--set", "inner.solver=lbfgs"], "cg", "neumann")
+    fails(capsys, ["--dataset", "sinusoid", "--set", "inner.implicit.solver=lbfgs"], "cg", "neumann")
     fails(capsys, ["--dataset", "sinusoid", "--set", "inner.vectorize=sometimes"], "auto", "never")
 
 

@@ -13,7 +13,7 @@ from compare.reference import ReferenceSettings, dense_implicit_gradient, exact_
 from engines.run_folder import RunFolderError
 from support import fails
 
-TINY = ["--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.lam=50", "--tasks", "2", "--repeats", "1",
+TINY = ["--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.implicit.lam=50", "--tasks", "2", "--repeats", "1",
         "--ref-steps", "300", "--seed", "3"]
 CG_ITERS = [1, 2, 5, 10, 20]
 
@@ -41,7 +41,7 @@ def test_cg_through_betty_matches_a_dense_solve():
         outer, inner = build_at(cfg, setup.theta, setup.shape)
         episode = cast_episode(setup.episode, torch.float64, "cpu")
         by_cg = backbone_gradient(outer, inner, episode)
-        dense, min_eig = dense_implicit_gradient(inner, episode, cfg.inner.lam)
+        dense, min_eig = dense_implicit_gradient(inner, episode, cfg.inner.implicit.lam)
     assert min_eig > 0.05, "the test system must be positive definite"
     assert rel_err(by_cg, dense) < 1e-8
 

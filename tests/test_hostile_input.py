@@ -271,7 +271,7 @@ def test_make_run_writes_a_folder_of_its_own():
 
 # ---- 7. a comparison never replaces another -------------------------------------------------------
 def test_a_second_compare_into_the_same_folder_is_refused(tmp_path, capsys):
-    argv = ["compare", "--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.lam=50",
+    argv = ["compare", "--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.implicit.lam=50",
             "--tasks", "1", "--repeats", "1", "--ref-steps", "50", "--problems", "maml",
             "--inner-steps", "1", "--no-memory", "--out", str(tmp_path)]
     assert run.main(argv) == 0

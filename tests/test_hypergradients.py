@@ -9,10 +9,12 @@ from betty.configs import Config
 from torch import nn
 
 import hypergradient
+from hypergradient import LinearSolver
 from compare.reference import rel_err
 from envs import Episode
 from optimizers import SGD
 from problems import ImplicitInner, MetaModel, Outer
+from problems.options import ImplicitOptions
 from problems.meta_gradient import compute_meta_gradient
 from problems.system import StaticEnv
 from support import build_system, flat, random_episode, tiny_cfg
@@ -128,9 +130,9 @@ def dense_implicit_gradient(inner, episode, lam):
 @pytest.mark.parametrize("solver,iters", [("cg", 200), ("neumann", 400)])
 def test_imaml_matches_a_dense_solve(float64, solver, iters):
     lam = 30.0  # large enough that I + H/λ is positive definite on this non-convex net
-    cfg = tiny_cfg("imaml", **{"inner.lam": lam, "inner.steps": 5, "inner.solver": solver,
-                           "inner.solver_iters": iters, "inner.solver_tol": 1e-14,
-                           "inner.power_iters": 100})
+    cfg = tiny_cfg("imaml", **{"inner.implicit.lam": lam, "inner.steps": 5, "inner.implicit.solver": solver,
+                           "inner.implicit.iters": iters, "inner.implicit.tol": 1e-14,
+                           "inner.implicit.power_iters": 100})
     outer, inner = build_system(cfg)
     episode = random_episode(tasks=2)
     ours = flat(compute_meta_gradient(outer, inner, episode))
@@ -140,12 +142,12 @@ def test_imaml_matches_a_dense_solve(float64, solver, iters):
 def test_imaml_cg_error_falls_with_iterations(float64):
     lam = 30.0
     episode = random_episode(tasks=2)
-    outer, inner = build_system(tiny_cfg("imaml", **{"inner.lam": lam}))
+    outer, inner = build_system(tiny_cfg("imaml", **{"inner.implicit.lam": lam}))
     inner.one_step_descent(episode)
     exact = dense_implicit_gradient(inner, episode, lam)
     errors = []
     for iters in (1, 3, 10, 100):
-        inner.solver_iters = iters
+        inner.solver.iters = iters
         errors.append(rel_err(flat(compute_meta_gradient(outer, inner, episode)), exact))
     assert errors == sorted(errors, reverse=True) and errors[-1] < 1e-8
 
@@ -178,7 +180,7 @@ def test_implicit_hypergradient_equals_ridge_regression_closed_form(float64):
     outer = Outer("outer", Config(retain_graph=True), MetaModel(backbone, inner_opt),
                   torch.optim.SGD(backbone.parameters(), lr=0.1))
     inner = ImplicitInner("inner", Config(type="imaml"), backbone, inner_opt, "regression",
-                          steps=5000, lam=lam, solver="cg", solver_iters=dim, solver_tol=0.0)
+                          steps=5000, implicit=ImplicitOptions(lam=lam, solver="cg", iters=dim, tol=0.0))
     from betty.configs import EngineConfig
     from betty.engine import Engine
     hypergradient.register()  # built without build_problems, which would register it
@@ -226,3 +228,42 @@ def test_betty_routes_the_implicit_hypergradient_through_the_registered_entry(fl
                         lambda *args: calls.append(args[1]) or real(*args))
     compute_meta_gradient(outer, inner, random_episode())
     assert calls and all(curr is inner for curr in calls)
+
+
+# ---- adding a solver: its module (here, this class) plus one line in hypergradient.SOLVERS -----
+class Richardson(LinearSolver):
+    """A toy solver: x ← x + (v − A x)/λ from x = 0, which converges where ‖H‖ < λ."""
+    sweep_flag, sweep_label = "--richardson-iters", "rich"
+
+    def solve(self, hvp, vector):
+        x = [torch.zeros_like(v) for v in vector]
+        for _ in range(self.iters):
+            x = [xi + (vi - ai) / self.settings.lam for xi, vi, ai in zip(x, vector, hvp(x))]
+        return x
+
+
+def test_a_solver_added_by_one_registration_trains_and_compares(monkeypatch, tmp_path, float64):
+    import json
+    import run
+    monkeypatch.setitem(hypergradient.SOLVERS, "richardson", Richardson)
+    # its answer converges to CG's on the Betty path
+    episode = random_episode(tasks=2)
+    toy, cg = (compute_meta_gradient(*build_system(tiny_cfg("imaml", **{
+        "inner.implicit.lam": 30.0, "inner.implicit.solver": solver, "inner.implicit.iters": 60})),
+        episode) for solver in ("richardson", "cg"))
+    assert rel_err(flat(toy), flat(cg)) < 1e-8
+    # it trains by name ...
+    out = tmp_path / "train"
+    assert run.main(["--problem", "imaml", "--dataset", "sinusoid", "--iterations", "3", "--out", str(out),
+                     "--set", "inner.implicit.solver=richardson", "--set", "eval.episodes=4",
+                     "--set", "eval.val_episodes=4", "--set", "model.hidden=8"]) == 0
+    assert json.loads((out / "results.json").read_text())["config"]["inner"]["implicit"]["solver"] == "richardson"
+    # ... and compare sweeps it with its own flag
+    out = tmp_path / "compare"
+    assert run.main(["compare", "--dataset", "sinusoid", "--set", "model.hidden=8", "--set",
+                     "inner.implicit.lam=50", "--set", "inner.implicit.solver=richardson", "--tasks", "2",
+                     "--repeats", "1", "--ref-steps", "300", "--problems", "imaml", "--inner-steps", "5",
+                     "--richardson-iters", "1,20", "--no-memory", "--out", str(out)]) == 0
+    rows = json.loads((out / "compare.json").read_text())["methods"]
+    assert [(r["solver"], r["solver_iters"]) for r in rows] == [("richardson", 1), ("richardson", 20)]
+    assert rows[1]["own_err"] < rows[0]["own_err"]

@@ -309,12 +309,11 @@ def test_a_new_optimizer_registers_itself_by_name(tmp_path):
     """Adding a registered inner optimizer is its module (a class that sets `name`) plus, if it
     wants one, a preset: no registry to edit. Here: sign-SGD, trained by name."""
     from optimizers import OPTIMIZERS, InnerLoopOptimizer, resolve_optimizer
-    from optimizers.base import stack_aware
 
     class SignSGD(InnerLoopOptimizer):
         name = "signsgd-test"
+        adapts_stacks = True
 
-        @stack_aware
         def adapt(self, model, support_x, support_y, n_steps):
             for step in range(n_steps):
                 grads = self.gradients(model, support_x, support_y, step)

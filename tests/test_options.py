@@ -45,7 +45,7 @@ def test_options_round_trip_the_merged_config():
 
 
 @pytest.mark.parametrize("setting,needles", [
-    ("inner.solver=lbfgs", ["inner.solver", "cg, neumann"]),
+    ("inner.implicit.solver=lbfgs", ["inner.implicit.solver", "cg, neumann"]),
     ("inner.kind=bilevel", ["inner.kind", "unrolled, implicit, reptile"]),
     ("inner.vectorize=sometimes", ["inner.vectorize", "auto, always, never"]),
     ("model.backbone=resnet", ["model.backbone", "cnn4, mlp"]),
@@ -82,11 +82,11 @@ def test_data_rules_are_the_envs_own(setting, needles):
 
 @pytest.mark.parametrize("registry,key,value", [
     ("envs.datasets:DATASETS", "data.name", "my-dataset"),
-    ("problems.implicit:SOLVERS", "inner.solver", "gmres"),
+    ("hypergradient:SOLVERS", "inner.implicit.solver", "gmres"),
     ("problems.factory:LOWER_LEVELS", "inner.kind", "my-kind"),
     ("problems.factory:OUTER_OPTIMIZERS", "outer.optimizer", "lion"),
     ("models.factory:BACKBONES", "model.backbone", "resnet12"),
-    ("optimizers.executor:SETTINGS", "inner.vectorize", "threads"),
+    ("inner_loop.executor:SETTINGS", "inner.vectorize", "threads"),
 ])
 def test_a_closed_set_is_its_registry(monkeypatch, registry, key, value):
     """A value the registry gains is valid with nothing else edited; before, it is refused."""
@@ -99,8 +99,10 @@ def test_a_closed_set_is_its_registry(monkeypatch, registry, key, value):
     grown = {**current, value: None} if isinstance(current, dict) else (*current, value)
     monkeypatch.setattr(module, attr, grown)
     options = load_options("maml", "sinusoid", [f"{key}={value}"])
-    section, _, name = key.rpartition(".")
-    assert getattr(getattr(options, section) if section else options, name) == value
+    section = options
+    for name in key.split("."):
+        section = getattr(section, name)
+    assert section == value
 
 
 def test_replace_checks_again_and_leaves_the_original():

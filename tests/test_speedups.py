@@ -1,29 +1,29 @@
 """The fast paths compute the same meta-gradient as the plain ones: the task axis through one
-vmapped call against a loop over tasks (optimizers/executor.py), and checkpointed inner steps
-(optimizers/checkpointing.py) against plain unrolling. No timings here (benchmarks/ measures)."""
+vmapped call against a loop over tasks (inner_loop/executor.py), and checkpointed inner steps
+(inner_loop/checkpointing.py) against plain unrolling. No timings here (benchmarks/ measures)."""
 import pytest
 import torch
 
 from compare.reference import rel_err
 from problems.options import load_options
-from optimizers import executor
+from inner_loop import executor
 from problems.meta_gradient import compute_meta_gradient
 from support import build_system, make_cfg, random_episode, tiny_cfg
 
 
 def tiny(problem, **sets):
-    return tiny_cfg(problem, **{"inner.lam": 30.0, "inner.solver_iters": 10, **sets})
+    return tiny_cfg(problem, **{"inner.implicit.lam": 30.0, "inner.implicit.iters": 10, **sets})
 
 
 def meta_gradient(problem, episode, vectorize="never", checkpoint=False, dataset="omniglot5w1s",
                   shape=(1, 16, 16), ways=3, task_kind="classification", **sets):
     cfg = tiny(problem, **sets) if dataset == "omniglot5w1s" else make_cfg(problem, dataset, **sets)
     outer, inner = build_system(cfg, input_shape=shape, ways=ways, task_kind=task_kind)
-    inner.vectorize = vectorize
+    inner.runner.vectorize = vectorize
     if checkpoint:
         inner.checkpoint_steps = True
     grads = compute_meta_gradient(outer, inner, episode)
-    assert inner.vectorized() == (vectorize == "always")
+    assert inner.runner.vectorized() == (vectorize == "always")
     return grads
 
 
@@ -67,7 +67,7 @@ def test_checkpointed_steps_keep_meta_parameter_gradients(float64):
     """A learned step size read inside a checkpointed step still gets its meta-gradient."""
     episode = random_episode(tasks=1)
     outer, inner = build_system(tiny("maml"))
-    inner.vectorize = "never"
+    inner.runner.vectorize = "never"
     opt = inner.inner_optimizer
     opt.log_lr = torch.nn.Parameter(torch.tensor(0.1).log())
     opt.step_size = lambda name, step: opt.log_lr.exp()
@@ -88,7 +88,7 @@ def test_every_registered_optimizer_runs_all_tasks_at_once(problem):
     tasks, through vmap when asked; only state written in place (running statistics) loops."""
     _, inner = build_system(tiny(problem, **{"inner.vectorize": "always"}))
     per_step_stats = problem == "mamlpp"  # its per-step batch norm keeps running statistics
-    assert inner.vectorized() is not per_step_stats
+    assert inner.runner.vectorized() is not per_step_stats
     assert executor.vmappable(inner.backbone) is not per_step_stats
 
 
@@ -102,7 +102,7 @@ def test_config_keys_exist_with_safe_defaults():
 
 def test_factory_forwards_the_speed_settings():
     _, inner = build_system(tiny("maml", **{"inner.checkpoint_steps": True, "inner.vectorize": "always"}))
-    assert inner.checkpoint_steps is True and inner.vectorize == "always"
+    assert inner.checkpoint_steps is True and inner.runner.vectorize == "always"
 
 
 # ---- one inner loop: stacked tasks against task by task -----------------------------------
@@ -167,8 +167,8 @@ def test_task_threads_match_one_thread(float64, problem):
     episode = random_episode(tasks=3)
     together, one = threaded_meta_gradient(problem, episode, 1)
     threaded, inner = threaded_meta_gradient(problem, episode, 2)
-    assert one.threads is None and inner.threads is not None and inner.threads.threads == 2
-    assert one.groups is None and inner.groups is not None  # the outer loss ran on the groups too
+    assert one.runner.threads is None and inner.runner.threads is not None and inner.runner.threads.threads == 2
+    assert one.runner.groups is None and inner.runner.groups is not None  # the outer loss ran on the groups too
     assert rel_err(threaded, together) < 1e-10
 
 
@@ -185,7 +185,7 @@ def test_task_threads_run_the_groups_side_by_side(float64):
         return adapt(model, *args, **kwargs)
     inner.inner_optimizer.adapt = recording
     inner.adapt_meta_batch(random_episode(tasks=4))
-    assert [len(s) for _, s in inner.groups] == [2, 2]
+    assert [len(s) for _, s in inner.runner.groups] == [2, 2]
     assert len({name for name, _ in seen}) == 2 and all(n.startswith("task") for n, _ in seen)
     assert len({backbone for _, backbone in seen}) == 2 and id(inner.backbone) not in {b for _, b in seen}
 
@@ -194,7 +194,7 @@ def test_task_threads_stay_off_where_state_is_written_in_place():
     """MAML++'s per-step batch norm keeps running statistics: its tasks stay on one thread."""
     _, inner = build_system(tiny("mamlpp", **{"inner.task_threads": 2}))
     inner.adapt_meta_batch(random_episode(tasks=2))
-    assert inner.groups is None
+    assert inner.runner.groups is None
 
 
 @pytest.mark.parametrize("problem", ["maml", "metasgd", "imaml"])

@@ -50,7 +50,7 @@ def test_imaml_indefinite_warning_is_one_clean_line_once_per_run(capfd, tmp_path
     # λ = 0.1 on sinusoid: the MLP's support Hessian has eigenvalues near −6, so I + H/λ is
     # indefinite on every task at every iteration; the warning must still appear once.
     argv = ["--problem", "imaml", "--dataset", "sinusoid", "--iterations", "3",
-            "--out", str(tmp_path / "r"), "--set", "inner.lam=0.1", "--set", "eval.val_every=0",
+            "--out", str(tmp_path / "r"), "--set", "inner.implicit.lam=0.1", "--set", "eval.val_every=0",
             "--set", "eval.episodes=2", "--set", "eval.steps=1"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -62,7 +62,7 @@ def test_imaml_indefinite_warning_is_one_clean_line_once_per_run(capfd, tmp_path
     imaml = [line for line in lines if "iMAML" in line]
     assert len(imaml) == 1, err
     assert imaml[0].startswith("warning: iMAML: I + H/λ is not positive definite"), err
-    assert "inner.lam" in imaml[0] and "inner.damping" in imaml[0]
+    assert "inner.implicit.lam" in imaml[0] and "inner.implicit.damping" in imaml[0]
     # no source line, file name or warning category under or around it
     assert all(line.startswith("warning: ") for line in lines), err
     assert "RuntimeWarning" not in err and ".py:" not in err

@@ -4,7 +4,7 @@ of a meta-batch at once (`TaskStack`).
 Adaptation never copies modules or round-trips state dicts: both pair the one shared backbone
 with a dict of tensors (θ itself, or an adapted φ that may carry an autograd graph back to θ)
 and call the backbone through `torch.func.functional_call`. A TaskStack holds φ stacked on a
-task axis, [T, *p.shape], and runs the backbone through a task executor (optimizers/executor.py);
+task axis, [T, *p.shape], and runs the backbone through a task executor (inner_loop/executor.py);
 `stack.view(t)` is task t's Learner. The inner objective (task loss plus the proximal
 term) is written once, `task_losses` and `proximal`, for both.
 """
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from optimizers.executor import LOOP, TaskExecutor
+from inner_loop.executor import LOOP, TaskExecutor
 
 Params = dict[str, torch.Tensor]
 
@@ -186,7 +186,7 @@ class TaskStack(Learner):
 
     def select(self, part: slice, backbone: nn.Module | None = None) -> "TaskStack":
         """Tasks `part` as a stack of their own (views of this one's φ: gradients flow back),
-        optionally calling another replica of the backbone (optimizers.executor.TaskThreads)."""
+        optionally calling another replica of the backbone (inner_loop.threads.TaskThreads)."""
         params = {k: v[part] if k in self.stacked else v for k, v in self.params.items()}
         return type(self)(backbone if backbone is not None else self.backbone, params, self.task,
                           self.stacked, len(range(self.tasks)[part]), self.executor, self.anchor,
