@@ -17,7 +17,9 @@ setup:
 run: setup
 	$(PY) run.py --problem imaml --dataset omniglot5w1s --iterations 300 --out runs/make-run --overwrite
 
+# The lint (pyproject.toml: 100 columns, no unused imports, pyflakes) and then the tests.
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 # Speed and memory benchmarks (< 15 min on 2 CPU cores): JSON lines in benchmarks/results/,

@@ -1,14 +1,13 @@
 #!/usr/bin/env python
 """Meta-train and test a bilevel meta-learner on Betty.
 
-    python run.py --problem imaml --dataset mini5shot
     python run.py --problem maml --dataset sinusoid --iterations 200 --set inner.lr=0.01
     python run.py --resume runs/maml-sinusoid-s0                # continue a stopped run
     python run.py evaluate --checkpoint runs/maml-omniglot5w1s-s0/best.pt
     python run.py compare --dataset sinusoid                    # unrolled vs implicit
 
-This file only parses arguments, builds objects from the config and calls the engine; every
-error a user can cause ends in one line naming the fix and a non-zero exit.
+Only parses arguments, builds objects from the config and calls the engine; every error a user
+can cause ends in one line naming the fix and a non-zero exit.
 """
 from __future__ import annotations
 
@@ -23,17 +22,20 @@ import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*Gym has been unmaintained.*")
 
-from configs import ConfigError, available_datasets, available_problems, parse_override  # noqa: E402
+from configs import (ConfigError, available_datasets, available_problems,  # noqa: E402
+                     parse_override)
 from configs.cli import Parser, at_least, positive_minutes  # noqa: E402
 from envs import DataError, make_env  # noqa: E402
 from envs.paths import resolve_data_root  # noqa: E402
 from engines import CheckpointError, MetaEngine, TrainingDiverged, load_checkpoint  # noqa: E402
 from engines.records import json_text  # noqa: E402
-from engines.evaluation import describe_protocol, divergence_hint, evaluate, protocol_config  # noqa: E402
+from engines.evaluation import (describe_protocol, divergence_hint, evaluate,  # noqa: E402
+                                protocol_config)
 from engines.resume import resume_folder, resumed_config  # noqa: E402
 from engines.checkpoint import require_resumable  # noqa: E402
 from engines.run_folder import (FolderLock, RunFolderError, check_one_run, claim,  # noqa: E402
-                                commit_replacement, default_run_dir, remove_orphans, restore_replaced)
+                                commit_replacement, default_run_dir, remove_orphans,
+                                restore_replaced)
 from models.factory import BackboneError  # noqa: E402
 from optimizers import OptimizerSpecError  # noqa: E402
 from problems.factory import ProblemConfigError  # noqa: E402
@@ -42,12 +44,16 @@ from problems.options import RunOptions, load_options  # noqa: E402
 USER_ERRORS = (ConfigError, DataError, OptimizerSpecError, ProblemConfigError, TrainingDiverged,
                CheckpointError, RunFolderError, BackboneError)
 
-COMMANDS_HELP = """other commands:
-  run.py evaluate --checkpoint RUN/best.pt   re-test a trained model (run.py evaluate --help)
-  run.py compare [--train]                   unrolled vs implicit hypergradients (run.py compare --help)"""
+COMMANDS_HELP = (
+    "other commands:\n"
+    "  run.py evaluate --checkpoint RUN/best.pt   re-test a trained model "
+    "(run.py evaluate --help)\n"
+    "  run.py compare [--train]                   unrolled vs implicit hypergradients "
+    "(run.py compare --help)")
 
 #: Config keys set by their own flags (for messages that name what the user typed).
-FLAGS = {"seed": "--seed", "iterations": "--iterations", "minutes": "--minutes", "data_root": "--data-root", "out": "--out",
+FLAGS = {"seed": "--seed", "iterations": "--iterations", "minutes": "--minutes",
+         "data_root": "--data-root", "out": "--out",
          "data.train_name": "--train-dataset", "inner.optimizer": "--inner-optimizer",
          "problem": "--problem", "dataset": "--dataset"}
 
@@ -56,18 +62,22 @@ def train_parser() -> argparse.ArgumentParser:
     p = Parser(prog="run.py", description="Meta-train, then test on the standard protocol.",
                epilog=COMMANDS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--problem", help=f"one of: {', '.join(available_problems())} (default maml)")
-    p.add_argument("--dataset", help=f"one of: {', '.join(available_datasets())} (default omniglot5w1s)")
+    p.add_argument("--dataset",
+                   help=f"one of: {', '.join(available_datasets())} (default omniglot5w1s)")
     p.add_argument("--config", help="a YAML file of config keys, applied after the presets")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR (its last.pt)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run saved in RUN_DIR (its last.pt)")
     p.add_argument("--train-dataset", help="meta-train on this dataset's train split (e.g. glyphs)")
     p.add_argument("--inner-optimizer", help="a registered name or package.module:ClassName")
     p.add_argument("--data-root", help="data folder (else $METALEARN_DATA_ROOT, else ./data)")
     p.add_argument("--seed", type=at_least(0))
-    p.add_argument("--iterations", type=at_least(1), help="meta-iterations (default: the dataset preset's)")
+    p.add_argument("--iterations", type=at_least(1),
+                   help="meta-iterations (default: the dataset preset's)")
     p.add_argument("--minutes", type=positive_minutes,
-                   help="wall-clock training budget: stop at the first iteration past it, then test")
-    p.add_argument("--out", help="run folder (default runs/<problem>-<dataset>-s<seed>[-<hash of the "
-                                 "settings that differ from the presets>])")
+                   help="wall-clock training budget: stop at the first iteration past it, "
+                        "then test")
+    p.add_argument("--out", help="run folder (default runs/<problem>-<dataset>-s<seed>"
+                                 "[-<hash of the settings that differ from the presets>])")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the run already in the run folder before starting")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -84,8 +94,10 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
     p.add_argument("--dataset", help="test on another preset (same input shape and ways)")
     p.add_argument("--data-root", help="where the data lies now (default: the run's)")
-    p.add_argument("--episodes", type=at_least(1), help="test episodes (default: the run's eval.episodes)")
-    p.add_argument("--steps", type=at_least(0), help="adaptation steps; 0 tests θ itself (default: the run's)")
+    p.add_argument("--episodes", type=at_least(1),
+                   help="test episodes (default: the run's eval.episodes)")
+    p.add_argument("--steps", type=at_least(0),
+                   help="adaptation steps; 0 tests θ itself (default: the run's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a data.*, eval.* or device key (repeatable)")
     p.add_argument("--json", metavar="PATH",
@@ -127,7 +139,8 @@ def train(argv) -> int:
     else:
         state, changed = None, {}
         cfg = load_options(args.problem, args.dataset, args.set, flag_values(args), args.config)
-        out = Path(cfg.out) if cfg.out else default_run_dir(cfg, load_options(cfg.problem, cfg.dataset))
+        out = (Path(cfg.out) if cfg.out
+               else default_run_dir(cfg, load_options(cfg.problem, cfg.dataset)))
         cfg = cfg.replace(out=str(out))
     if cfg.data.name != "sinusoid":  # record where the data is, for evaluate and resume
         cfg = cfg.replace(data_root=str(resolve_data_root(cfg.data_root)))

@@ -93,7 +93,8 @@ def worker(spec: dict) -> dict:
         scores = l2l_scores(inner, env, cfg, spec, info["device"])
     else:
         for first in range(0, spec["episodes"], chunk):
-            episode = env.episodes("test", first, min(chunk, spec["episodes"] - first)).to(info["device"])
+            episode = env.episodes("test", first,
+                                   min(chunk, spec["episodes"] - first)).to(info["device"])
             scores += [acc for _, acc in inner.evaluate(episode, spec["steps"])]
     return {"seconds": time.perf_counter() - start, "scores": scores, **info}
 
@@ -130,13 +131,15 @@ def main() -> None:
         median = statistics.median(times)
         best[way] = min(best.get(way, median), median)
         emit({"benchmark": "evaluation", "way": way, "threads": used[way, threads],
-              "thread_setting": "default" if threads is None else threads, "episodes": args.episodes,
+              "thread_setting": "default" if threads is None else threads,
+              "episodes": args.episodes,
               "steps": args.steps, "checkpoint": args.checkpoint or "initialisation (seed 0)",
               "episodes_per_s": round(args.episodes / median, 3), "median_s": round(median, 2),
               "rounds": args.rounds, "mean_accuracy": sum(scores[way]) / len(scores[way]),
               "max_abs_diff_to_" + ways[0]: max(abs(a - b) for a, b in zip(scores[way], reference)),
               **info})
-    emit({"benchmark": "evaluation", "summary": True, "each_way_at_its_fastest_thread_setting": True,
+    emit({"benchmark": "evaluation", "summary": True,
+          "each_way_at_its_fastest_thread_setting": True,
           "episodes": args.episodes, "steps": args.steps,
           "seconds": {w: round(best[w], 2) for w in ways},
           "speedup_vs_" + ways[-1]: {w: round(best[ways[-1]] / best[w], 3) for w in ways}, **info})

@@ -49,7 +49,8 @@ def configure(threads: int | None) -> dict:
         torch.backends.cudnn.allow_tf32 = False
     return {"device": device, "device_name": torch.cuda.get_device_name() if device == "cuda"
             else platform.processor() or platform.machine(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "python": platform.python_version()}
+            "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "python": platform.python_version()}
 
 
 def config(problem: str, setting: str, **sets) -> RunOptions:
@@ -80,13 +81,12 @@ class Ours:
     """This project's training path: problems.build_system, one Betty train_step per
     meta-iteration (inner adaptation, outer loss, hypergradient, Adam update)."""
 
-    def __init__(self, cfg: RunOptions, setting: str, device: str, seed: int = 0, **attributes):
+    def __init__(self, cfg: RunOptions, setting: str, device: str, seed: int = 0):
         shape = TaskShape(SETTINGS[setting][1], "classification", cfg.data.ways)
         system = build_system(cfg, shape, seed=seed, strategy="gpu" if device == "cuda" else "cpu",
                               train_iters=10 ** 9)
-        self.env, self.engine, self.outer, self.inner = system.env, system.engine, system.outer, system.inner
-        for key, value in attributes.items():  # e.g. vectorize="always", checkpoint_steps=True
-            setattr(self.inner, key, value)
+        self.env, self.engine, self.outer, self.inner = (system.env, system.engine, system.outer,
+                                                         system.inner)
         self.backbone = self.inner.backbone
 
     def step(self, episode: Episode) -> None:
@@ -95,7 +95,8 @@ class Ours:
         self.engine.train_step()
 
     def meta_gradient(self, episode: Episode) -> list[torch.Tensor]:
-        return compute_meta_gradient(self.outer, self.inner, episode)[:len(list(self.backbone.parameters()))]
+        return compute_meta_gradient(self.outer, self.inner, episode)[
+            :len(list(self.backbone.parameters()))]
 
 
 def sync(device: str) -> None:
@@ -135,7 +136,8 @@ def thread_settings(text: str) -> list[int]:
     """'1,2' -> [1, 2]; '' -> 1 and the number of cores this process may use."""
     if text.strip():
         return sorted({int(t) for t in text.split(",") if t.strip()})
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else (os.cpu_count() or 1))
     return sorted({1, cores})
 
 

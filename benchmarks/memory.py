@@ -4,7 +4,7 @@ path (problems.meta_gradient), on the standard Omniglot setting.
 
 Method. Each (method, steps) runs in a fresh subprocess. CPU: the peak of the running sum of
 torch's allocation/free events recorded by torch.profiler(profile_memory=True) during one
-meta-gradient (compare.memory.peak_cpu_bytes, the same measure `run.py compare`
+meta-gradient (measures.memory.peak_cpu_bytes, the same measure `run.py compare`
 reports); tracemalloc does not see torch's allocations, and ru_maxrss was tried and is useless
 here: the process's resident peak is set earlier, while the Omniglot pool loads. CUDA:
 torch.cuda.max_memory_allocated() during the call minus memory_allocated() at its start.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import JsonLines, configure, episodes, parse_or_work, run_worker  # noqa: E402
-from compare.reference import rel_err  # noqa: E402
-from compare.memory import MEMORY_METHODS, peak_bytes  # noqa: E402
+from measures.errors import rel_err  # noqa: E402
+from measures.memory import MEMORY_METHODS, peak_bytes  # noqa: E402
 
 
 def worker(spec: dict) -> dict:
@@ -59,14 +59,15 @@ def main() -> None:
             result = run_worker(__file__, {"method": method, "setting": args.setting, "steps": k,
                                            "threads": threads})
             peaks[method, k] = result["peak_mb"]
-            emit({"benchmark": "memory", "setting": args.setting, "method": method, "inner_steps": k,
-                  "peak_mb": result["peak_mb"],
+            emit({"benchmark": "memory", "setting": args.setting, "method": method,
+                  "inner_steps": k, "peak_mb": result["peak_mb"],
                   "measure": f"{MEMORY_METHODS[result['device']]}; fresh process", **info})
     summary = {"benchmark": "memory", "summary": True, **info}
     if ("imaml", 5) in peaks and ("imaml", 20) in peaks:
         summary["imaml_peak_20_over_5"] = round(peaks["imaml", 20] / peaks["imaml", 5], 3)
     if ("maml", 20) in peaks and ("maml-checkpointed", 20) in peaks:
-        summary["maml_over_checkpointed_at_20"] = round(peaks["maml", 20] / peaks["maml-checkpointed", 20], 3)
+        summary["maml_over_checkpointed_at_20"] = round(
+            peaks["maml", 20] / peaks["maml-checkpointed", 20], 3)
     emit(summary)
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 from benchmarks.harness import Ours, config
 
 
-def _ours(problem, **attributes):
+def _ours(problem, **inner):
+    """`inner`: settings of the inner section forced on top (task_threads=1, vectorize=...)."""
     def build(setting, device, seed=0, **sets):
         extra = {"inner.optimizer": "anil"} if problem == "anil" else {}
+        extra.update({f"inner.{k}": v for k, v in inner.items()})
         return Ours(config("maml" if problem == "anil" else problem, setting, **extra, **sets),
-                    setting, device, seed, **attributes)
+                    setting, device, seed)
     return build
 
 
@@ -56,7 +58,8 @@ def memory_methods() -> dict:
 #: (ours, reference): meta-gradients checked to agree before timing, and tasks/s ratios.
 PAIRS = [("maml", "l2l-maml"), ("maml-serial", "l2l-maml"), ("maml-vectorized", "l2l-maml"),
          ("fomaml", "l2l-fomaml"), ("fomaml-serial", "l2l-fomaml"),
-         ("imaml", "betty-imaml"), ("imaml-serial", "betty-imaml"), ("imaml-vectorized", "betty-imaml")]
+         ("imaml", "betty-imaml"), ("imaml-serial", "betty-imaml"),
+         ("imaml-vectorized", "betty-imaml")]
 #: Timed at one thread setting only: this project at its defaults runs as `run.py` does (torch's
 #: own intra-op thread count, every core); everything else counts at its fastest setting.
 DEFAULTS = ("maml", "fomaml", "imaml", "anil")

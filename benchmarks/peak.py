@@ -55,7 +55,8 @@ def conv_peak(parallel: int, shape=(75, 64, 14, 14), repeats: int = 5) -> float:
 
     def run():
         ends = [0.0] * parallel
-        workers = [threading.Thread(target=one, args=(x, wt, ends, i)) for i, (x, wt) in enumerate(inputs)]
+        workers = [threading.Thread(target=one, args=(x, wt, ends, i))
+                   for i, (x, wt) in enumerate(inputs)]
         start = time.perf_counter()
         for worker in workers:
             worker.start()

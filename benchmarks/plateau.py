@@ -1,14 +1,15 @@
 """Train every run of the results plan (benchmarks/plateau.yaml) and gather what they measured.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/plateau.py --jobs 2            # train (resumes, skips done)
-    PYTHONPATH=. .venv/bin/python benchmarks/plateau.py --only sinusoid-k10 # some settings only
-    PYTHONPATH=. .venv/bin/python benchmarks/plateau.py --collect           # gather only
+    PYTHONPATH=. .venv/bin/python benchmarks/plateau.py --jobs 2  # train (resumes, skips done)
+    PYTHONPATH=. .venv/bin/python benchmarks/plateau.py --only sinusoid-k10  # some settings only
+    PYTHONPATH=. .venv/bin/python benchmarks/plateau.py --collect  # gather only
 
 Each run is `run.py` in its own folder (runs/results/<setting>/<problem>): a finished run
 (results.json) is kept, a cut-off one (last.pt) is resumed with the project's own resume, a
 missing one is started. Then the extra tests (`also_steps`) run on the best checkpoint, each
 into a JSON file of its own. `--collect` gathers results, validation curves and extra tests into
-docs/results.json, which benchmarks/results_section.py turns into docs/results.md, the README's summary and the figure.
+docs/results.json, which benchmarks/results_section.py turns into docs/results.md, the README's
+summary and the figure.
 """
 from __future__ import annotations
 
@@ -77,11 +78,13 @@ def _plan_text(path: Path) -> dict:
     try:
         plan = safe_yaml(path.read_text(encoding="utf-8"), str(path))
     except OSError as err:
-        raise PlanError(f"cannot read the plan {path} ({err.strerror or err}); pass --plan FILE") from None
+        raise PlanError(f"cannot read the plan {path} ({err.strerror or err}); "
+                        "pass --plan FILE") from None
     except (UnicodeDecodeError, yaml.YAMLError, ConfigError) as err:
         raise PlanError(f"{path} is not a readable plan ({str(err).splitlines()[0]}); see "
                         "benchmarks/plateau.yaml for the format") from None
-    if not isinstance(plan, dict) or not isinstance(plan.get("settings"), dict) or not plan["settings"]:
+    if (not isinstance(plan, dict) or not isinstance(plan.get("settings"), dict)
+            or not plan["settings"]):
         raise PlanError(f"{path} needs a `settings:` mapping of setting name -> dataset, problems; "
                         "see benchmarks/plateau.yaml")
     return plan
@@ -89,13 +92,15 @@ def _plan_text(path: Path) -> dict:
 
 def load_plan(path: Path = PLAN, only: list[str] | None = None) -> tuple[int, list[PlannedRun]]:
     """(seed, runs in the order written), every entry checked before anything runs. Validation
-    every iterations // `validations` where a setting gives `validations` instead of eval.val_every."""
+    every iterations // `validations` where a setting gives `validations` instead of
+    eval.val_every."""
     from configs import available_datasets, available_problems
     plan = _plan_text(path)
     settings = plan["settings"]
     unknown = sorted(set(only or []) - set(settings))
     if unknown:
-        raise PlanError(f"--only {','.join(unknown)}: not in {path.name}; choose from {', '.join(settings)}")
+        raise PlanError(f"--only {','.join(unknown)}: not in {path.name}; "
+                        f"choose from {', '.join(settings)}")
     try:
         seed = int(plan.get("seed", 0))
     except (TypeError, ValueError):
@@ -103,22 +108,23 @@ def load_plan(path: Path = PLAN, only: list[str] | None = None) -> tuple[int, li
     runs = []
     for name, setting in settings.items():
         if not isinstance(name, str) or not SETTING_NAME.match(name):
-            raise PlanError(f"{path}: setting name {name!r} must be letters, digits, '_', '.' or '-' "
-                            "(it names a folder)")
+            raise PlanError(f"{path}: setting name {name!r} must be letters, digits, '_', '.' "
+                            "or '-' (it names a folder)")
         if only and name not in only:
             continue
         if not isinstance(setting, dict) or not isinstance(setting.get("problems"), dict):
             raise PlanError(f"{path}: setting {name} needs `dataset:` and a `problems:` mapping")
         if setting.get("dataset") not in available_datasets():
-            raise PlanError(f"{path}: setting {name} has dataset {setting.get('dataset')!r}; choose "
-                            f"one of: {', '.join(available_datasets())}")
+            raise PlanError(f"{path}: setting {name} has dataset {setting.get('dataset')!r}; "
+                            f"choose one of: {', '.join(available_datasets())}")
         for problem, spec in setting["problems"].items():
             if problem not in available_problems():
                 raise PlanError(f"{path}: {name}/{problem}: unknown problem; choose one of: "
                                 f"{', '.join(available_problems())}")
             spec = {"set": spec} if isinstance(spec, list) else dict(spec or {})
             iterations = spec.get("iterations", setting.get("iterations"))
-            sets = list(plan.get("common", [])) + list(setting.get("set", [])) + list(spec.get("set", []))
+            sets = (list(plan.get("common", [])) + list(setting.get("set", []))
+                    + list(spec.get("set", [])))
             if setting.get("validations"):
                 if iterations is None:
                     raise PlanError(f"{name}/{problem}: `validations` needs an iteration budget")
@@ -134,7 +140,8 @@ def planned_config(run: PlannedRun, seed: int) -> dict:
     """The config `run.py` will train this entry with (what a finished run must match)."""
     from configs import ConfigError
     from problems.options import load_options
-    values = {"seed": seed, **({"iterations": run.iterations} if run.iterations is not None else {})}
+    values = {"seed": seed,
+              **({"iterations": run.iterations} if run.iterations is not None else {})}
     try:
         return load_options(run.problem, run.dataset, run.sets, values).to_dict()
     except (ConfigError, ValueError) as err:
@@ -183,7 +190,8 @@ class Runner:
     def call(self, cmd: list[str], log) -> None:
         if self.stopping.is_set():
             raise Stopped()
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
+               "PYTHONPATH": str(ROOT)}
         log.write("+ " + " ".join(cmd) + "\n")
         log.flush()
         child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -207,16 +215,18 @@ class Runner:
                 child.send_signal(2)  # SIGINT: run.py keeps its checkpoints and exits
 
     def execute(self, run: PlannedRun) -> str:
-        """Train (or resume) one run, then its extra tests. Output goes to <folder>.log beside it."""
+        """Train (or resume) one run, then its extra tests. Output goes to <folder>.log
+        beside it."""
         folder = run.folder(self.out)
         folder.parent.mkdir(parents=True, exist_ok=True)
         saved = trained_config(folder)
         if saved is not None:
             changes = config_changes(run, self.seed, saved)
             if changes:
-                raise PlanError(f"{run.setting}/{run.problem}: {folder} was trained with other settings "
-                                f"than the plan now gives ({'; '.join(changes[:3])}); move that folder "
-                                "away to train it again, or restore the plan entry")
+                raise PlanError(f"{run.setting}/{run.problem}: {folder} was trained with other "
+                                f"settings than the plan now gives ({'; '.join(changes[:3])}); "
+                                "move that folder away to train it again, or restore the plan "
+                                "entry")
         with open(folder.parent / f"{folder.name}.log", "a") as log:
             if not (folder / "results.json").exists():
                 self.call(run.train_command(self.out, self.seed, self.data_root), log)
@@ -229,7 +239,8 @@ class Runner:
         return f"{run.setting}/{run.problem}"
 
 
-def train(runs: list[PlannedRun], out: Path, seed: int, data_root: str | None, jobs: int) -> list[str]:
+def train(runs: list[PlannedRun], out: Path, seed: int, data_root: str | None,
+          jobs: int) -> list[str]:
     runner = Runner(out, seed, data_root)
     failed = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -255,14 +266,15 @@ def train(runs: list[PlannedRun], out: Path, seed: int, data_root: str | None, j
 
 
 def validation_curve(results: dict) -> list[dict]:
-    return [{"iteration": h["iteration"], "seconds": h["seconds"], "mean": h["mean"], "ci95": h["ci95"]}
+    return [{"iteration": h["iteration"], "seconds": h["seconds"], "mean": h["mean"],
+             "ci95": h["ci95"]}
             for h in results["history"] if h.get("split") == "validation"]
 
 
 def collect(runs: list[PlannedRun], out: Path) -> dict:
     """One record per finished run; runs still missing are listed, not invented."""
     import torch
-    from compare.report import cpu_model
+    from measures.machine import cpu_model
     records, missing = [], []
     for r in runs:
         folder = r.folder(out)
@@ -286,8 +298,9 @@ def collect(runs: list[PlannedRun], out: Path) -> dict:
             "resumes": len(res.get("resumes", [])),
         })
     return {"records": records, "missing": missing,
-            "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                         "threads_per_run": 1, "processor": cpu_model()}}
+            "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                         "torch": torch.__version__, "threads_per_run": 1,
+                         "processor": cpu_model()}}
 
 
 def default_paths(plan: Path) -> tuple[Path, Path]:
@@ -295,7 +308,8 @@ def default_paths(plan: Path) -> tuple[Path, Path]:
     docs/results.json (what the README shows); any other plan's are its own, named after it."""
     if plan.resolve() == PLAN.resolve():
         return Path("runs/results").resolve(), RESULTS
-    return Path(f"runs/results-{plan.stem}").resolve(), Path(f"runs/results-{plan.stem}.json").resolve()
+    return (Path(f"runs/results-{plan.stem}").resolve(),
+            Path(f"runs/results-{plan.stem}.json").resolve())
 
 
 def check_records_file(target: Path, plan: Path) -> None:
@@ -305,10 +319,11 @@ def check_records_file(target: Path, plan: Path) -> None:
     try:
         theirs = json.loads(target.read_text()).get("plan_file", str(PLAN.relative_to(ROOT)))
     except (OSError, ValueError, AttributeError):
-        raise PlanError(f"{target} exists and is not a records file of this script; pass another --json") from None
+        raise PlanError(f"{target} exists and is not a records file of this script; "
+                        "pass another --json") from None
     if theirs != plan_name(plan):
-        raise PlanError(f"{target} holds the records of {theirs}, not of {plan_name(plan)}; pass another "
-                        "--json (each plan keeps its own records)")
+        raise PlanError(f"{target} holds the records of {theirs}, not of {plan_name(plan)}; "
+                        "pass another --json (each plan keeps its own records)")
 
 
 def plan_name(plan: Path) -> str:
@@ -334,7 +349,8 @@ def main(argv=None) -> int:
     target = Path(args.json).resolve() if args.json else default_json
     try:
         if args.jobs < 1:
-            raise PlanError(f"--jobs {args.jobs}: pass 1 or more (runs side by side, one core each)")
+            raise PlanError(f"--jobs {args.jobs}: pass 1 or more "
+                            "(runs side by side, one core each)")
         seed, runs = load_plan(plan, args.only.split(",") if args.only else None)
         check_records_file(target, plan)
     except PlanError as err:
@@ -358,7 +374,8 @@ def main(argv=None) -> int:
     gathered["plan_file"] = plan_name(plan)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(gathered, indent=1))
-    print(f"wrote {target}: {len(gathered['records'])} runs, missing: {gathered['missing'] or 'none'}")
+    print(f"wrote {target}: {len(gathered['records'])} runs, "
+          f"missing: {gathered['missing'] or 'none'}")
     return 1 if failed else 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import (SETTINGS, JsonLines, config, configure, episodes,  # noqa: E402
                                 parse_or_work, run_worker, sync)
-from compare.reference import rel_err  # noqa: E402
+from measures.errors import rel_err  # noqa: E402
 
 POOL = 4  # distinct meta-batches cycled through
 #: Timed only when asked for (--methods).
@@ -105,7 +105,8 @@ def main() -> None:
     if info["device"] == "cpu":
         peaks = run_worker(__file__, {"peaks": True, "cores": cores, "threads": None})
         emit({"benchmark": "speed", "peaks": True, **peaks})
-    gemm, conv = peaks.get(f"gemm_gflops_{cores}_threads"), peaks.get(f"conv_gflops_{cores}_threads")
+    gemm, conv = (peaks.get(f"gemm_gflops_{cores}_threads"),
+                  peaks.get(f"conv_gflops_{cores}_threads"))
     pairs = [(a, b) for a, b in PAIRS if a in names and b in names]
     for setting in args.settings.split(","):
         checks = check_gradients(setting, names, pairs, info["device"])
@@ -115,8 +116,9 @@ def main() -> None:
         times, flops, threads_of = {run: [] for run in runs}, {}, {}
         for r in range(args.rounds):
             for name, threads in runs[r % len(runs):] + runs[:r % len(runs)]:
-                result = run_worker(__file__, {"method": name, "setting": setting, "iters": args.iters,
-                                               "warmup": args.warmup, "threads": threads})
+                result = run_worker(__file__, {"method": name, "setting": setting,
+                                               "iters": args.iters, "warmup": args.warmup,
+                                               "threads": threads})
                 times[name, threads] += result["times"]
                 flops[name] = result["flops"]
                 threads_of[name, threads] = result["threads"]
@@ -129,7 +131,8 @@ def main() -> None:
                 best[name] = (median, threads_of[name, threads])
             row = {"benchmark": "speed", "setting": setting, "source": SETTINGS[setting][2],
                    "method": name, "tasks_per_s": round(tasks / median, 3),
-                   "median_s_per_iter": round(median, 4), "iters": len(values), "rounds": args.rounds,
+                   "median_s_per_iter": round(median, 4), "iters": len(values),
+                   "rounds": args.rounds,
                    "meta_batch": tasks, "ways": cfg.data.ways, "inner_steps": cfg.inner.steps,
                    **info, "threads": threads_of[name, threads],
                    "thread_setting": "default" if threads is None else threads}

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from compare.tables import markdown_table  # noqa: E402
+from measures.tables import markdown_table  # noqa: E402
 
 
 def read(folder: Path) -> list[dict]:
@@ -30,8 +30,10 @@ def speed_tables(rows: list[dict]) -> list[str]:
                 markdown_table(["kernel", "1 thread", f"{cores} cores"], [
                     [f"GEMM {peaks['gemm_n']}³", f"{peaks['gemm_gflops_1_thread']:.0f}",
                      f"{peaks[f'gemm_gflops_{cores}_threads']:.0f}"],
-                    ["3x3 conv " + "x".join(map(str, peaks["conv_shape"])) + " (oneDNN; one per core)",
-                     f"{peaks['conv_gflops_1_thread']:.0f}", f"{peaks[f'conv_gflops_{cores}_threads']:.0f}"]],
+                    ["3x3 conv " + "x".join(map(str, peaks["conv_shape"]))
+                     + " (oneDNN; one per core)",
+                     f"{peaks['conv_gflops_1_thread']:.0f}",
+                     f"{peaks[f'conv_gflops_{cores}_threads']:.0f}"]],
                     left=1), ""]
     for setting in dict.fromkeys(r["setting"] for r in speed if "tasks_per_s" in r):
         runs = [r for r in speed if r.get("setting") == setting and "tasks_per_s" in r]
@@ -41,20 +43,27 @@ def speed_tables(rows: list[dict]) -> list[str]:
                 f"{r0['iters']} timed meta-iterations):", "",
                 markdown_table(["method", "threads", "tasks/s", "s/iteration", "GFLOP/iteration",
                                 "GFLOP/s", "of conv peak", "of GEMM peak"],
-                               [[r["method"], str(r["thread_setting"]) + ("" if r["thread_setting"] != "default"
-                                                                          else f" ({r['threads']})"),
+                               [[r["method"],
+                                 str(r["thread_setting"])
+                                 + ("" if r["thread_setting"] != "default"
+                                    else f" ({r['threads']})"),
                                  f"{r['tasks_per_s']:.2f}", f"{r['median_s_per_iter']:.3f}",
                                  _num(r.get("gflop_per_iter"), ".1f"), _num(r.get("gflops"), ".1f"),
-                                 _num(r.get("frac_conv_peak"), ".0%"), _num(r.get("frac_gemm_peak"), ".0%")]
+                                 _num(r.get("frac_conv_peak"), ".0%"),
+                                 _num(r.get("frac_gemm_peak"), ".0%")]
                                 for r in runs], left=2)]
         summary = next((r for r in speed if r.get("summary") and r.get("setting") == setting), None)
         if summary:
-            out += ["", markdown_table(["ratio (tasks/s; each side at its fastest thread setting)", "value"],
-                                       [[k, f"{v:.2f}"] for k, v in summary["ratios_tasks_per_s"].items()])]
+            out += ["", markdown_table(["ratio (tasks/s; each side at its fastest thread setting)",
+                                        "value"],
+                                       [[k, f"{v:.2f}"]
+                                        for k, v in summary["ratios_tasks_per_s"].items()])]
         checks = [r for r in speed if r.get("check") and r.get("setting") == setting]
         if checks:
-            out += ["", markdown_table(["ours", "reference", "meta-gradient rel. error (float32, 1 thread)"],
-                                       [[c["ours"], c["reference"], f"{c['rel_err']:.1e}"] for c in checks],
+            out += ["", markdown_table(["ours", "reference",
+                                        "meta-gradient rel. error (float32, 1 thread)"],
+                                       [[c["ours"], c["reference"], f"{c['rel_err']:.1e}"]
+                                        for c in checks],
                                        left=2)]
         out.append("")
     return out
@@ -62,7 +71,8 @@ def speed_tables(rows: list[dict]) -> list[str]:
 
 def evaluation_tables(rows: list[dict]) -> list[str]:
     runs = [r for r in rows if r.get("benchmark") == "evaluation" and "way" in r]
-    summary = next((r for r in rows if r.get("benchmark") == "evaluation" and r.get("summary")), None)
+    summary = next((r for r in rows if r.get("benchmark") == "evaluation" and r.get("summary")),
+                   None)
     if not runs:
         return []
     r0 = runs[0]
@@ -71,14 +81,16 @@ def evaluation_tables(rows: list[dict]) -> list[str]:
            markdown_table(["way", "threads", "seconds", "episodes/s", "mean accuracy",
                            "max accuracy difference"],
                           [[r["way"], f"{r.get('thread_setting', r['threads'])}"
-                            + (f" ({r['threads']})" if r.get("thread_setting") == "default" else ""),
+                            + (f" ({r['threads']})" if r.get("thread_setting") == "default"
+                               else ""),
                             f"{r['median_s']:.1f}", f"{r['episodes_per_s']:.2f}",
                             f"{r['mean_accuracy']:.4f}",
                             f"{next(v for k, v in r.items() if k.startswith('max_abs_diff')):.3f}"]
                            for r in runs], left=2)]
     if summary:
         key = next(k for k in summary if k.startswith("speedup_vs_"))
-        out += ["", markdown_table([f"{key.replace('_', ' ')} (each at its fastest setting)", "value"],
+        out += ["", markdown_table([f"{key.replace('_', ' ')} (each at its fastest setting)",
+                                    "value"],
                                    [[w, f"{v:.2f}"] for w, v in summary[key].items()])]
     return out
 
@@ -86,10 +98,12 @@ def evaluation_tables(rows: list[dict]) -> list[str]:
 def profile_tables(rows: list[dict]) -> list[str]:
     out = []
     for r in (r for r in rows if r.get("benchmark") == "profile"):
-        out += ["", f"Where one {r['method']} meta-iteration's time goes ({r['setting']}, one thread, task "
-                    f"threads off; torch.profiler self time, {r['seconds_profiled']:.3f} s in all; its "
+        out += ["", f"Where one {r['method']} meta-iteration's time goes ({r['setting']}, one "
+                    f"thread, task threads off; torch.profiler self time, "
+                    f"{r['seconds_profiled']:.3f} s in all; its "
                     f"{r['gflop']:.1f} GFLOP would take {r['seconds_at_conv_peak']:.3f} s at the "
-                    f"one-thread convolution peak of {r['conv_peak_gflops_1_thread']:.0f} GFLOP/s):", "",
+                    f"one-thread convolution peak of {r['conv_peak_gflops_1_thread']:.0f} "
+                    f"GFLOP/s):", "",
                 markdown_table(["kernels", "seconds", "share"],
                                [[k, f"{v:.3f}", f"{v / r['seconds_profiled']:.0%}"]
                                 for k, v in r["seconds_by_kind"].items()], left=1)]
@@ -107,9 +121,11 @@ def memory_tables(rows: list[dict]) -> list[str]:
     steps = sorted({r["inner_steps"] for r in runs})
     methods = list(dict.fromkeys(r["method"] for r in runs))
     peak = {(r["method"], r["inner_steps"]): r["peak_mb"] for r in runs}
-    out = ["", f"Peak memory of one meta-gradient, MB ({runs[0]['setting']}; {runs[0]['measure']}):", "",
+    out = ["", f"Peak memory of one meta-gradient, MB "
+               f"({runs[0]['setting']}; {runs[0]['measure']}):", "",
            markdown_table(["method", *(f"K={k}" for k in steps)],
-                          [[m, *(f"{peak.get((m, k), float('nan')):.0f}" for k in steps)] for m in methods])]
+                          [[m, *(f"{peak.get((m, k), float('nan')):.0f}" for k in steps)]
+                           for m in methods])]
     for r in rows:
         if r.get("benchmark") == "memory" and r.get("check"):
             out += ["", f"Checkpointed MAML's meta-gradient vs plain MAML at K={r['inner_steps']}: "

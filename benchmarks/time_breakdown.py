@@ -3,7 +3,8 @@ threads off, one intra-op thread: the profiler's CPU view of the work each core 
 grouped by kind of kernel, beside the share the counted FLOPs would take at the measured
 convolution peak. The rest is what keeps a step below the peak.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/time_breakdown.py [--method maml] [--setting omniglot5w1s]
+    PYTHONPATH=. .venv/bin/python benchmarks/time_breakdown.py [--method maml]
+        [--setting omniglot5w1s]
 """
 from __future__ import annotations
 
@@ -59,14 +60,16 @@ def main() -> None:
     for e in events:
         groups[kind_of(e.key)] = groups.get(kind_of(e.key), 0.0) + e.self_cpu_time_total / 1e6
     groups["other (autograd bookkeeping, views, allocation)"] = (
-        groups.get("other (autograd bookkeeping, views, allocation)", 0.0) + total - sum(groups.values()))
+        groups.get("other (autograd bookkeeping, views, allocation)", 0.0) + total
+        - sum(groups.values()))
     peak = conv_peak(1)
     JsonLines(args.out)({
         "benchmark": "profile", "method": args.method, "setting": args.setting,
         "seconds_profiled": round(total, 3), "gflop": round(flops / 1e9, 2),
         "conv_peak_gflops_1_thread": round(peak, 1),
         "seconds_at_conv_peak": round(flops / 1e9 / peak, 3),
-        "seconds_by_kind": {k: round(v, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
+        "seconds_by_kind": {k: round(v, 3)
+                            for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
         "top_ops": [[e.key, round(e.self_cpu_time_total / 1e6, 4), e.count]
                     for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]],
         **info})

@@ -130,7 +130,8 @@ def curve_from_run(folder: Path) -> tuple[list[dict], dict]:
     if not log.exists():
         raise SystemExit(f"error: {folder} has neither results.json nor log.csv; pass a run folder")
     with log.open() as handle:
-        return curve_from_history(list(csv.DictReader(handle))), {"config": None, "stopped": "running"}
+        return (curve_from_history(list(csv.DictReader(handle))),
+                {"config": None, "stopped": "running"})
 
 
 # ---- one method, in its own process ----------------------------------------------------------
@@ -202,7 +203,8 @@ def run_worker(spec: dict) -> dict:
                          stdout=subprocess.PIPE, text=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
-        raise SystemExit(f"error: {spec['method']} failed (exit {out.returncode}); see its output above")
+        raise SystemExit(f"error: {spec['method']} failed (exit {out.returncode}); "
+                         "see its output above")
     return json.loads(lines[-1])
 
 
@@ -216,8 +218,8 @@ def plot(record: dict, path: Path) -> None:
         curve = method["curve"]
         style = dict(color="black", linestyle="--") if name == ANCHOR else {}
         ax.errorbar([p["cpu_seconds"] / 60 for p in curve], [100 * p["mean"] for p in curve],
-                    yerr=[100 * (p["ci95"] or 0.0) for p in curve], marker="o", markersize=3, capsize=2,
-                    label=method.get("label", name), **style)
+                    yerr=[100 * (p["ci95"] or 0.0) for p in curve], marker="o", markersize=3,
+                    capsize=2, label=method.get("label", name), **style)
     ax.set(xlabel="training CPU minutes (one core, process time)",
            ylabel="validation accuracy (%)", title=f"Time to accuracy: {record['dataset']}")
     ax.grid(alpha=0.3)
@@ -243,7 +245,8 @@ def main(argv=None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra setting for every trained method except the anchor")
     parser.add_argument("--jobs", type=int, default=1, help="methods trained side by side")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/time_to_accuracy.json")
+    parser.add_argument("--json", type=Path,
+                        default=ROOT / "benchmarks/results/time_to_accuracy.json")
     parser.add_argument("--figure", type=Path, default=None, help="default: --json with .png")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -259,7 +262,8 @@ def main(argv=None) -> None:
     for path in args.reuse:
         previous = json.loads(path.read_text())
         if previous.get("dataset") != args.dataset:
-            raise SystemExit(f"error: {path} is a record on {previous.get('dataset')}, not {args.dataset}")
+            raise SystemExit(f"error: {path} is a record on {previous.get('dataset')}, "
+                             f"not {args.dataset}")
         reused.update(previous["methods"])
     specs = [{"method": m, "dataset": args.dataset, "seed": args.seed, "minutes": args.minutes,
               "marks": marks_within(args.minutes), "val_episodes": args.val_episodes,
@@ -267,7 +271,7 @@ def main(argv=None) -> None:
              for m in methods if m not in taken and m not in reused]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         trained = list(pool.map(run_worker, specs))
-    from compare.report import cpu_model
+    from measures.machine import cpu_model
     record = {"benchmark": "time_to_accuracy", "dataset": args.dataset, "cpu": cpu_model(),
               "clock": "process CPU seconds of training, one thread, validation excluded",
               "val_episodes": args.val_episodes, "seed": args.seed, "minutes": args.minutes,
@@ -283,7 +287,8 @@ def main(argv=None) -> None:
                                    "extent_seconds": extent if extent != float("inf") else None,
                                    **info}
     order = list(dict.fromkeys(methods + list(taken) + list(reused)))
-    record["methods"] = {name: record["methods"][name] for name in order if name in record["methods"]}
+    record["methods"] = {name: record["methods"][name] for name in order
+                         if name in record["methods"]}
     extents = {n: m["extent_seconds"] if m["extent_seconds"] is not None else float("inf")
                for n, m in record["methods"].items()}
     record["summary"] = summarise({n: m["curve"] for n, m in record["methods"].items()}, extents)

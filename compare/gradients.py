@@ -10,10 +10,11 @@ import torch
 
 from configs import parse_override
 from compare.measure import DTYPES, build_at, cast_episode, default_dtype, measure
-from compare.memory import MEMORY_METHODS
+from measures.memory import MEMORY_METHODS
 from compare.methods import Method, expand, solver_sweeps
-from compare.reference import (ReferenceSettings, cosine, implicit_reference, independent_maml_gradient,
-                               own_target, rel_err)
+from compare.reference import (ReferenceSettings, implicit_reference, independent_maml_gradient,
+                               own_target)
+from measures.errors import cosine, rel_err
 from problems.options import RunOptions, load_options, saved_options
 from engines.checkpoint import CheckpointError, load_checkpoint
 from envs import make_env
@@ -58,7 +59,8 @@ def checkpoint_theta(path: str):
 
     def part(prefix):
         return {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    return part("backbone."), part("inner_optimizer."), saved_options(state["config"]), state["iteration"]
+    return (part("backbone."), part("inner_optimizer."), saved_options(state["config"]),
+            state["iteration"])
 
 
 def prepare(args, problems: list[str]) -> Setup:
@@ -118,7 +120,8 @@ def misfit(cfg: RunOptions, theta: dict, shape: TaskShape, episode) -> str:
     return ""
 
 
-def check_fits(cfg: RunOptions, theta: dict, shape: TaskShape, episode, path: str, saved: RunOptions) -> None:
+def check_fits(cfg: RunOptions, theta: dict, shape: TaskShape, episode, path: str,
+               saved: RunOptions) -> None:
     """Refuse, in one line naming the fix, a checkpoint whose model does not fit the dataset."""
     reason = misfit(cfg, theta, shape, episode)
     if reason:
@@ -156,7 +159,8 @@ def run_method(setup: Setup, method: Method, dtype, repeats: int, memory: bool):
 
 def row(method: Method, cfg: RunOptions, result, reference) -> dict:
     out = {"label": method.label, "problem": method.problem, "kind": method.kind,
-           "inner_steps": method.steps, "solver": method.solver, "solver_iters": method.solver_iters,
+           "inner_steps": method.steps, "solver": method.solver,
+           "solver_iters": method.solver_iters,
            "lam": cfg.inner.implicit.lam if method.kind == "implicit" else None,
            **score(result.gradient, reference),
            "seconds": result.median_seconds, "seconds_all": result.seconds,
@@ -185,21 +189,24 @@ class OwnTargets:
             return self.cache[key]
         if method.kind == "unrolled" and cfg.inner.first_order:
             return gradients.get(("maml", method.steps))
-        plain_sgd = cfg.inner.optimizer == "sgd" and not cfg.inner.grad_clip and not cfg.inner.grad_tol
+        plain_sgd = (cfg.inner.optimizer == "sgd" and not cfg.inner.grad_clip
+                     and not cfg.inner.grad_tol)
         if method.kind == "unrolled" and plain_sgd:
             return independent_maml_gradient(cfg, self.setup.theta, self.setup.shape,
                                              self.setup.episode, method.steps)
         return None
 
 
-def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys.stderr)) -> dict:
+def compare_gradients(args, problems: list[str],
+                      log=lambda s: print(s, file=sys.stderr)) -> dict:
     setup = prepare(args, problems)
-    settings = ReferenceSettings(args.ref_steps, args.ref_tol, args.ref_cg_iters, dense_max=args.dense_max,
-                                 newton_tol=args.ref_newton_tol)
+    settings = ReferenceSettings(args.ref_steps, args.ref_tol, args.ref_cg_iters,
+                                 dense_max=args.dense_max, newton_tol=args.ref_newton_tol)
     log(f"reference: the implicit hypergradient (up to {settings.inner_steps} descent and "
-        f"{settings.newton_steps} Newton steps to ‖∇F‖ <= {settings.newton_tol:.0e}, linear solve "
-        f"to {settings.cg_tol:.0e}, float64) on {args.tasks} {args.split} tasks")
-    reference = implicit_reference(setup.configs["imaml"], setup.theta, setup.shape, setup.episode, settings)
+        f"{settings.newton_steps} Newton steps to ‖∇F‖ <= {settings.newton_tol:.0e}, "
+        f"linear solve to {settings.cg_tol:.0e}, float64) on {args.tasks} {args.split} tasks")
+    reference = implicit_reference(setup.configs["imaml"], setup.theta, setup.shape,
+                                   setup.episode, settings)
     if reference.exact:
         log(f"reference exact: inner gradient norm {reference.info['inner_grad_norm']:.1e}, "
             f"resolution {reference.info['resolution']:.1e}")
@@ -209,8 +216,10 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
     rows, gradients, device, own = [], {}, "cpu", OwnTargets(setup, settings)
     largest = {}  # each problem's meta-gradient at the largest budget of its sweep
     for problem in problems:
-        for method in expand(problem, setup.configs[problem], args.inner_steps, solver_sweeps(args)):
-            result, cfg, device = run_method(setup, method, dtype, args.repeats, not args.no_memory)
+        for method in expand(problem, setup.configs[problem], args.inner_steps,
+                             solver_sweeps(args)):
+            result, cfg, device = run_method(setup, method, dtype, args.repeats,
+                                             not args.no_memory)
             gradients[(method.problem, method.steps)] = result.gradient
             largest[method.problem] = (method.label, result.gradient)
             rows.append(row(method, cfg, result, reference))
@@ -226,11 +235,13 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
                   "iteration": setup.iteration,
                   "inner_optimizer_state_from_checkpoint":
                       setup.optimizer_name if setup.optimizer_state else None},
-        "model": first.model.to_dict(), "inner_lr": {p: c.inner.lr for p, c in setup.configs.items()},
+        "model": first.model.to_dict(),
+        "inner_lr": {p: c.inner.lr for p, c in setup.configs.items()},
         "reference": reference.info,
         # without an exact reference there is no ground truth: the methods against each other
         "agreement": None if reference.exact else {
-            label: {other: cosine(g, h) for other, h in largest.values()} for label, g in largest.values()},
+            label: {other: cosine(g, h) for other, h in largest.values()}
+            for label, g in largest.values()},
         "metrics": {
             "cosine": "cosine similarity with the reference (1 = same direction)",
             "rel_err": "‖g − g_ref‖ / ‖g_ref‖",
@@ -242,8 +253,8 @@ def compare_gradients(args, problems: list[str], log=lambda s: print(s, file=sys
                           if not args.no_memory else "not measured (--no-memory)",
             "own_err": "‖g − g_own‖/‖g_own‖ against the method's own exact answer at its K: "
                        "implicit rows, the same K inner steps with CG solved to cg_tol in float64 "
-                       "(solver error alone); FOMAML, MAML at the same K (first-order error); MAML, "
-                       "a second implementation of the K-step unroll (plain functional_call, "
+                       "(solver error alone); FOMAML, MAML at the same K (first-order error); "
+                       "MAML, a second implementation of the K-step unroll (plain functional_call, "
                        "float64), so it is the MAML row's own numerical error; null where no "
                        "independent answer is computed (Meta-SGD, ANIL, MAML++, Reptile)",
         },

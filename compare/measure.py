@@ -1,5 +1,5 @@
 """One method's meta-gradient at a fixed θ on a fixed meta-batch, with its wall time and peak
-memory (compare.memory). Every method is built from its own config exactly as training builds
+memory (measures.memory). Every method is built from its own config exactly as training builds
 it and computed by `problems.meta_gradient.compute_meta_gradient` (the Betty path training
 uses), so the comparison measures the code that trains, not a re-implementation."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from compare.memory import peak_bytes
+from measures.memory import peak_bytes
 from problems.meta_gradient import compute_meta_gradient
 from problems.system import TaskShape, build_system, engine_strategy
 
@@ -60,7 +60,8 @@ class Measurement:
         return statistics.median(self.seconds)
 
 
-def measure(outer, inner, episode, repeats: int, memory: bool = True, iteration: int = 0) -> Measurement:
+def measure(outer, inner, episode, repeats: int, memory: bool = True,
+            iteration: int = 0) -> Measurement:
     """A warm-up call (its gradient is kept), `repeats` timed calls, one memory-profiled call;
     each at meta-iteration `iteration` (compute_meta_gradient)."""
     cuda = episode.support_x.is_cuda

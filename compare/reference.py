@@ -11,17 +11,18 @@ from dataclasses import dataclass, field
 import torch
 
 from compare.measure import backbone_gradient, build_at, cast_episode, default_dtype
+from measures.errors import rel_err
 from optimizers import Learner
 from problems.system import TaskShape
 
 
 @dataclass
 class ReferenceSettings:
-    inner_steps: int = 2000     # cap on proximal gradient-descent steps (the training path's loop)
+    inner_steps: int = 2000     # cap on proximal gradient-descent steps (training path's loop)
     grad_tol: float = 1e-8      # stop each task's gradient descent below this gradient norm
     cg_iters: int = 1000
     cg_tol: float = 1e-12       # linear solves (CG) to this relative residual
-    dense_max: int = 3000       # dense Hessians (Newton steps, the solve) up to this many parameters
+    dense_max: int = 3000       # dense Hessians (Newton steps, the solve) up to this many params
     newton_steps: int = 50      # cap on Newton steps after gradient descent
     newton_tol: float = 1e-10   # the minimiser counts as exact when every task's ‖∇F‖ is below
 
@@ -57,7 +58,8 @@ class TaskObjective:
         return torch.cat([v.reshape(-1) for v in self.like.values()])
 
     def _loss(self, vector, x, y):
-        return Learner(self.inner.backbone, unflatten(vector, self.like), self.inner.task_kind).loss(x, y)
+        return Learner(self.inner.backbone, unflatten(vector, self.like),
+                       self.inner.task_kind).loss(x, y)
 
     def support(self, vector):
         return self._loss(vector, self.episode.support_x[self.t], self.episode.support_y[self.t])
@@ -82,7 +84,8 @@ class TaskObjective:
         return torch.autograd.functional.hessian(self.support, vector.detach(), vectorize=True)
 
 
-def solve_spd(objective: TaskObjective, vector, rhs, matrix, settings: ReferenceSettings, shift: float):
+def solve_spd(objective: TaskObjective, vector, rhs, matrix, settings: ReferenceSettings,
+              shift: float):
     """x with (H + shift·I) x = rhs at `vector` (H: the support loss's Hessian), dense when
     `matrix` (H) is given, else by CG on Hessian-vector products; and the relative residual
     ‖(H + shift·I) x − rhs‖/‖rhs‖, computed afresh."""
@@ -102,7 +105,8 @@ def solve_spd(objective: TaskObjective, vector, rhs, matrix, settings: Reference
     return x, float(residual.norm() / rhs.norm().clamp_min(1e-300))
 
 
-def refine_minimiser(inner, episode, lam: float, settings: ReferenceSettings, steps: int) -> list[dict]:
+def refine_minimiser(inner, episode, lam: float, settings: ReferenceSettings,
+                     steps: int) -> list[dict]:
     """Newton steps φ ← φ − (H + λI)⁻¹∇F on every task's proximal objective, from where gradient
     descent stopped, until ‖∇F‖ ≤ newton_tol (or `steps`); a step that does not lower F is
     halved. The module's φ is replaced by the result. Per task: steps taken and final ‖∇F‖."""
@@ -123,7 +127,8 @@ def refine_minimiser(inner, episode, lam: float, settings: ReferenceSettings, st
                 break
             direction = solve_spd(objective, v, g, H, settings, lam)[0]
             value, alpha = float(objective.inner_objective(v)), 1.0
-            while alpha > 1e-6 and float(objective.inner_objective(v - alpha * direction)) > value + 1e-14 * abs(value):
+            while (alpha > 1e-6 and float(objective.inner_objective(v - alpha * direction))
+                   > value + 1e-14 * abs(value)):
                 alpha /= 2
             if alpha <= 1e-6:  # no step lowers F: Newton cannot make progress from here
                 stalled = "no Newton step lowers the inner objective"
@@ -132,7 +137,8 @@ def refine_minimiser(inner, episode, lam: float, settings: ReferenceSettings, st
             g, taken = objective.gradient(v), taken + 1
         records.append({"newton_steps": taken, "grad_norm": float(g.norm()), "stalled": stalled})
         refined.append(unflatten(v.detach(), objective.like))
-    inner.module.load_stacked({k: torch.stack([phi[k] for phi in refined]) for k in inner.module.names})
+    inner.module.load_stacked({k: torch.stack([phi[k] for phi in refined])
+                               for k in inner.module.names})
     return records
 
 
@@ -227,7 +233,8 @@ def implicit_reference(imaml_cfg, theta: dict, shape: TaskShape, episode,
         n_params = sum(p.numel() for p in inner.backbone.parameters())
         dense = n_params <= settings.dense_max
         gradient, solve = implicit_gradient_at(inner, ep, lam, settings, dense)
-        by_cg = implicit_gradient_at(inner, ep, lam, settings, dense=False)[0] if dense else gradient
+        by_cg = (implicit_gradient_at(inner, ep, lam, settings, dense=False)[0] if dense
+                 else gradient)
         refine_minimiser(inner, ep, lam, dataclasses.replace(settings, newton_tol=0.0), 1)
         moved = rel_err(implicit_gradient_at(inner, ep, lam, settings, dense)[0], gradient)
     exact = norm <= settings.newton_tol and solve["relative_residual"] <= 10 * settings.cg_tol
@@ -235,11 +242,12 @@ def implicit_reference(imaml_cfg, theta: dict, shape: TaskShape, episode,
     stalled = next((r["stalled"] for r in newton if r["stalled"]), "")
     why = "" if exact else (
         f"the proximal minimiser was not reached: inner gradient norm {norm:.1e} after "
-        f"{settings.inner_steps} descent and up to {settings.newton_steps} Newton steps (tolerance "
-        f"{settings.newton_tol:.0e}{'; ' + stalled if stalled else ''})" + (
+        f"{settings.inner_steps} descent and up to {settings.newton_steps} Newton steps "
+        f"(tolerance {settings.newton_tol:.0e}{'; ' + stalled if stalled else ''})" + (
             f"; with model.activation={activation} it can sit on a kink, where no Hessian exists "
-            "and the implicit gradient is undefined: use --set model.activation=softplus (or gelu, "
-            "tanh)" if activation == "relu" else "; raise inner.implicit.lam or --ref-steps")
+            "and the implicit gradient is undefined: use --set model.activation=softplus "
+            "(or gelu, tanh)" if activation == "relu"
+            else "; raise inner.implicit.lam or --ref-steps")
         if norm > settings.newton_tol else
         f"the linear solve stopped at relative residual {solve['relative_residual']:.1e}; raise "
         "--ref-cg-iters")
@@ -248,30 +256,34 @@ def implicit_reference(imaml_cfg, theta: dict, shape: TaskShape, episode,
             "Implicit (fixed-point) hypergradient (1/T)·Σ_t (I + H_t/λ)⁻¹ ∇φ L_query,t at the "
             "proximal minimiser φ_t* of L_support + λ/2‖φ−θ‖², in float64, with φ_t* refined by "
             "Newton steps to the stated gradient norm. Every method is scored against it "
-            "(rel_err, cosine). For iMAML rows it is their exact target in the limit of many inner "
-            "steps; for MAML, FOMAML (and Reptile) it is a different quantity, so their error says "
-            "how far each is from the implicit gradient, not how well it computes its own; "
-            "own_err measures that."),
+            "(rel_err, cosine). For iMAML rows it is their exact target in the limit of many "
+            "inner steps; for MAML, FOMAML (and Reptile) it is a different quantity, so their "
+            "error says how far each is from the implicit gradient, not how well it computes "
+            "its own; own_err measures that."),
         "exact": exact, "why": why,
         "lam": lam, "inner_lr": imaml_cfg.inner.lr, "activation": activation,
         "inner_steps_cap": settings.inner_steps, "inner_grad_tol": settings.grad_tol,
-        "grad_norm_after_descent": descent_norm, "newton_steps": [r["newton_steps"] for r in newton],
+        "grad_norm_after_descent": descent_norm,
+        "newton_steps": [r["newton_steps"] for r in newton],
         "newton_tol": settings.newton_tol, "inner_grad_norm": norm,
-        "solver": "dense" if dense else "cg", "cg_iters_cap": settings.cg_iters, "cg_tol": settings.cg_tol,
+        "solver": "dense" if dense else "cg", "cg_iters_cap": settings.cg_iters,
+        "cg_tol": settings.cg_tol,
         "linear_solve_relative_residual": solve["relative_residual"],
         "min_eigenvalue_of_I_plus_H_over_lam": solve["min_eigenvalue"],
         "dense_vs_cg_rel_err": rel_err(by_cg, gradient) if dense else None,
         "parameters": n_params, "dtype": "float64",
         "resolution": max(moved, solve["relative_residual"]),
-        "resolution_description": "the larger of ‖g_ref after one more Newton step − g_ref‖/‖g_ref‖ "
-                                  "and the linear solve's relative residual: errors at or below it "
-                                  "are below what the reference can tell apart",
+        "resolution_description": (
+            "the larger of ‖g_ref after one more Newton step − g_ref‖/‖g_ref‖ "
+            "and the linear solve's relative residual: errors at or below it "
+            "are below what the reference can tell apart"),
         "norm": float(gradient.norm()),
     }
     return Reference(gradient, info)
 
 
-def independent_maml_gradient(cfg, theta: dict, shape: TaskShape, episode, steps: int) -> torch.Tensor:
+def independent_maml_gradient(cfg, theta: dict, shape: TaskShape, episode,
+                              steps: int) -> torch.Tensor:
     """MAML's exact K-step meta-gradient by a second implementation that shares nothing with the
     training path but the backbone class: plain SGD unrolled with torch.func.functional_call and
     create_graph, the query loss written out (cross-entropy or MSE), one task after another, in
@@ -289,7 +301,8 @@ def independent_maml_gradient(cfg, theta: dict, shape: TaskShape, episode, steps
 
         def loss(phi, x, y):
             out = functional_call(backbone, phi, (x,))
-            return F.cross_entropy(out, y) if shape.task_kind == "classification" else F.mse_loss(out, y)
+            return (F.cross_entropy(out, y) if shape.task_kind == "classification"
+                    else F.mse_loss(out, y))
 
         total = 0.0
         for t in range(len(ep)):
@@ -301,22 +314,3 @@ def independent_maml_gradient(cfg, theta: dict, shape: TaskShape, episode, steps
             total = total + loss(phi, ep.query_x[t], ep.query_y[t]) / len(ep)
         grads = torch.autograd.grad(total, list(params.values()))
     return torch.cat([g.reshape(-1) for g in grads]).detach()
-
-
-def flat(values) -> torch.Tensor:
-    """A tensor, or a list of tensors (one per parameter), as one detached float64 CPU vector."""
-    if isinstance(values, torch.Tensor):
-        values = [values]
-    return torch.cat([v.detach().reshape(-1).to("cpu", torch.float64) for v in values])
-
-
-def rel_err(a, b) -> float:
-    """‖a−b‖/‖b‖ over all parameters together (tensors or lists of tensors). Per tensor it
-    would mislead: conv biases feed batch norm, so their true gradient is 0 and only rounding
-    is left there."""
-    a, b = flat(a), flat(b)
-    return float((a - b).norm() / b.norm().clamp_min(1e-300))
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-300))

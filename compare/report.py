@@ -1,54 +1,33 @@
-"""What `compare` shows: a plain-text table (laid out by compare.tables), the JSON record and a
+"""What `compare` shows: a plain-text table (laid out by measures.tables), the JSON record and a
 figure of error against time and against peak memory. Only formatting lives here; every number
 comes from the run."""
 from __future__ import annotations
 
 import json
-import os
-import platform
 from pathlib import Path
 
-import torch
 
-from compare.tables import format_table, megabytes
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo; platform.processor() is empty on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def hardware() -> dict:
-    """Where the numbers were measured (timings mean nothing without it)."""
-    info = {"platform": platform.platform(), "processor": cpu_model(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+from measures.tables import format_table, megabytes
 
 
 def gradient_table(result: dict) -> str:
     ref = result["reference"]
-    header = (f"meta-gradient at one θ ({result['theta']['source']}, {result['theta']['parameters']} "
-              f"parameters) on {result['tasks']} {result['split']} tasks of {result['dataset']}, "
+    header = (f"meta-gradient at one θ ({result['theta']['source']}, "
+              f"{result['theta']['parameters']} parameters) on {result['tasks']} "
+              f"{result['split']} tasks of {result['dataset']}, "
               f"{result['dtype']} on {result['device']}\n")
     if ref["exact"]:
-        header += (f"errors are against the implicit hypergradient, exact: λ={ref['lam']}, minimiser "
-                   f"refined by Newton steps to inner gradient norm {ref['inner_grad_norm']:.1e}, "
-                   f"{ref['solver']} solve to residual {ref['linear_solve_relative_residual']:.1e}; "
+        header += (f"errors are against the implicit hypergradient, exact: λ={ref['lam']}, "
+                   f"minimiser refined by Newton steps to inner gradient norm "
+                   f"{ref['inner_grad_norm']:.1e}, {ref['solver']} solve to residual "
+                   f"{ref['linear_solve_relative_residual']:.1e}; "
                    f"resolution {ref['resolution']:.1e} (errors below it mean nothing), "
                    f"‖g_ref‖={ref['norm']:.4g};\n")
     else:
         header += f"NO EXACT REFERENCE ({ref['why']}): rel err and cosine are not computed;\n"
-    header += ("own err is each method against its own exact answer at its K (implicit: exact solve; "
-               "FOMAML: MAML; MAML: a second implementation of the unroll)\n")
+    header += ("own err is each method against its own exact answer at its K "
+               "(implicit: exact solve; FOMAML: MAML; MAML: a second implementation of the "
+               "unroll)\n")
     headers = ["method", "cosine", "rel err", "own err", "‖g‖", "time ms", "peak MB"]
     rows = [[r["label"], "-" if r["cosine"] is None else f"{r['cosine']:.4f}",
              "-" if r["rel_err"] is None else f"{r['rel_err']:.3e}",
@@ -147,7 +126,8 @@ def gradient_figure(result: dict):
     axes = axes[0]
     for index, (name, rows) in enumerate(groups.items()):
         problem = rows[0]["problem"]
-        style = styles[sum(1 for n in list(groups)[:index] if groups[n][0]["problem"] == problem) % 4]
+        style = styles[sum(1 for n in list(groups)[:index]
+                           if groups[n][0]["problem"] == problem) % 4]
         errors = [max(r[metric], 1e-16) for r in rows]
         kw = dict(color=colours[problem], linestyle=style, marker="o", markersize=4, label=name)
         axes[0].plot([1e3 * r["seconds"] for r in rows], errors, **kw)

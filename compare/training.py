@@ -8,8 +8,9 @@ import json
 import time
 from pathlib import Path
 
-from compare.report import hardware, write_json
-from compare.tables import format_table
+from compare.report import write_json
+from measures.machine import hardware
+from measures.tables import format_table
 from problems.options import RunOptions, load_options
 from engines.evaluation import format_metric
 from engines.meta_engine import MetaEngine
@@ -42,7 +43,8 @@ def summary(results: dict) -> dict:
     return {"problem": results["problem"], "iterations": results["iterations"],
             "train_seconds": results["train_seconds"], "test": results["test"],
             "best_validation": results["best_validation"],
-            "validation": [{k: h[k] for k in ("iteration", "seconds", "mean", "ci95")} for h in validation],
+            "validation": [{k: h[k] for k in ("iteration", "seconds", "mean", "ci95")}
+                           for h in validation],
             "results": results.get("path")}
 
 
@@ -54,7 +56,8 @@ def train_table(runs: list[dict]) -> str:
                      format_metric(t["mean"], t["ci95"], t["metric"]),
                      str(t["episodes"])])
     metric = runs[0]["test"]["metric"] if runs else "accuracy"
-    return format_table(["problem", "iterations", "train s", f"test {metric} (95% CI)", "episodes"], rows)
+    return format_table(["problem", "iterations", "train s", f"test {metric} (95% CI)",
+                         "episodes"], rows)
 
 
 def plot_training(runs: list[dict], path: Path, title: str) -> None:
@@ -68,8 +71,10 @@ def plot_training(runs: list[dict], path: Path, title: str) -> None:
     for r in runs:
         points = r["validation"]
         values = [scale * p["mean"] for p in points]
-        axes[0].plot([p["iteration"] for p in points], values, marker="o", markersize=3, label=r["problem"])
-        axes[1].plot([p["seconds"] for p in points], values, marker="o", markersize=3, label=r["problem"])
+        axes[0].plot([p["iteration"] for p in points], values, marker="o", markersize=3,
+                     label=r["problem"])
+        axes[1].plot([p["seconds"] for p in points], values, marker="o", markersize=3,
+                     label=r["problem"])
     axes[0].set_xlabel("meta-iteration")
     axes[1].set_xlabel("wall time since the start of training (s, validation included)")
     for ax in axes:

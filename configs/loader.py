@@ -48,8 +48,9 @@ def _mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise ConfigError(f"line {key_node.start_mark.line + 1}: key {quoted(key)} is given twice "
-                              f"in one section (first on line {seen[key] + 1}); merge them into one")
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: key {quoted(key)} is given "
+                              f"twice in one section (first on line {seen[key] + 1}); merge them "
+                              "into one")
         seen[key] = key_node.start_mark.line
     return loader.construct_mapping(node, deep=deep)
 
@@ -75,16 +76,16 @@ def _count_values(data: Any, budget: int) -> int:
 def safe_yaml(text: str, where: str) -> Any:
     """YAML text as plain data: no code, no duplicate keys, no expansion beyond MAX_VALUES."""
     if len(text) > MAX_FILE_BYTES:
-        raise ConfigError(f"{where} is {len(text)} characters; a config is at most {MAX_FILE_BYTES}: "
-                          "pass a config file of settings, not data")
+        raise ConfigError(f"{where} is {len(text)} characters; a config is at most "
+                          f"{MAX_FILE_BYTES}: pass a config file of settings, not data")
     loader = StrictLoader(text)  # a SafeLoader: builds plain data only
     try:
         data = loader.get_single_data()
     finally:
         loader.dispose()
     if _count_values(data, MAX_VALUES) > MAX_VALUES:
-        raise ConfigError(f"{where} expands to more than {MAX_VALUES} values (through YAML aliases); "
-                          "write the settings out without nested aliases")
+        raise ConfigError(f"{where} expands to more than {MAX_VALUES} values (through YAML "
+                          "aliases); write the settings out without nested aliases")
     return data
 
 
@@ -93,11 +94,13 @@ def read_yaml(path: Path) -> dict:
         raw = path.read_bytes()[:MAX_FILE_BYTES + 1]
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); "
+                          "save it as UTF-8") from None
     try:
         data = safe_yaml(text, str(path))
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}" if not str(err).startswith(str(path)) else str(err)) from None
+        raise ConfigError(f"{path}: {err}" if not str(err).startswith(str(path))
+                          else str(err)) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -167,7 +170,8 @@ def _coerce(path: str, value: Any, current: Any, source: str) -> Any:
             pass
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if expected is list and isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+    if (expected is list and isinstance(value, list)
+            and all(isinstance(v, (int, float)) for v in value)):
         value = [float(v) for v in value]
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
@@ -182,7 +186,8 @@ def _coerce(path: str, value: Any, current: Any, source: str) -> Any:
 PRESET_KEYS = ("problem", "dataset")
 
 
-def _layer(values: dict[str, Any] | None, overrides: list[str] | None) -> dict[str, tuple[Any, str]]:
+def _layer(values: dict[str, Any] | None,
+           overrides: list[str] | None) -> dict[str, tuple[Any, str]]:
     """Flag values and --set strings as {dotted key: (value, where it came from)}."""
     layered = {key: (value, f"--{key}") for key, value in (values or {}).items()}
     for text in overrides or []:
@@ -222,11 +227,11 @@ def _choose(key: str, given: str | None, layered: dict, user: dict, config_file:
 
 def merge_config(problem: str | None, dataset: str | None, overrides: list[str] | None = None,
                  values: dict[str, Any] | None = None, config_file: str | None = None) -> dict:
-    """The merged config mapping for `problem` on `dataset` (problems.load_options checks it). `values` are already-parsed flag
-    values (e.g. {'seed': 3}); `overrides` are raw `key=value` strings from --set;
-    `config_file` is a user's YAML, applied after the presets and before flags. A problem or
-    dataset left None comes from `--set problem=...`, then the config file's `problem:`, then
-    defaults.yaml, so that none of them is ever silently ignored.
+    """The merged config mapping for `problem` on `dataset` (problems.load_options checks it).
+    `values` are already-parsed flag values (e.g. {'seed': 3}); `overrides` are raw `key=value`
+    strings from --set; `config_file` is a user's YAML, applied after the presets and before
+    flags. A problem or dataset left None comes from `--set problem=...`, then the config file's
+    `problem:`, then defaults.yaml, so that none of them is ever silently ignored.
 
     A dataset preset may hold `for_problem: {<problem>: {...}}`: settings the protocol of that
     dataset prescribes for one problem (e.g. iMAML's inner step size on Omniglot)."""
@@ -241,7 +246,8 @@ def merge_config(problem: str | None, dataset: str | None, overrides: list[str] 
     specific = preset.pop("for_problem", {}) or {}
     _merge(cfg, preset, schema, f"configs/datasets/{dataset}.yaml")
     if problem in specific:
-        _merge(cfg, specific[problem], schema, f"configs/datasets/{dataset}.yaml for_problem.{problem}")
+        _merge(cfg, specific[problem], schema,
+               f"configs/datasets/{dataset}.yaml for_problem.{problem}")
     if user:
         for_problem = user.pop("for_problem", None) or {}
         _merge(cfg, user, schema, config_file)

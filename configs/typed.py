@@ -1,14 +1,11 @@
-"""Typed options: every config section is a frozen dataclass, checked once when it is built.
+"""Typed options: every config section is a frozen dataclass, checked once when it is built, so
+a setting is checked where it is declared and read as an attribute (`options.inner.lr`).
 
-Why: a setting is checked where it is declared, not wherever it is read. Each field says what
-it takes beside its type (`option(at_least=1)`, `option(choices=...)`); a closed set is the
-registry itself (the dict of datasets, of backbones, of solvers...), passed lazily as a
-zero-argument function so that a section can name a registry of a layer that imports it.
-Whoever reads a section reads attributes (`options.inner.lr`), never strings.
-
-`Options.parse(mapping)` builds a section (and its subsections) from the merged YAML, with one
-line naming the key and its valid values for anything wrong; constructing one directly runs the
-same checks. `to_dict()` gives back the plain mapping (checkpoints, results.json, hashing).
+Each field states its rule beside its type (`option(at_least=1)`, `option(choices=...)`; a
+closed set is the registry itself, passed as a zero-argument function so that a section can name
+a registry of a layer that imports it). `Options.parse(mapping)` builds a section from the
+merged YAML, one line naming the key and its valid values for anything wrong; `to_dict()` gives
+back the plain mapping (checkpoints, results.json, hashing).
 """
 from __future__ import annotations
 
@@ -94,8 +91,8 @@ class Options:
         return f"{cls.section}.{name}" if cls.section else name
 
     def _fail(self, name: str, value: Any, must: str) -> None:
-        raise self.error(f"config: {self._key(name)}={quoted(value)} {must}; fix {self._key(name)} in "
-                         f"the config or --set {self._key(name)}=...")
+        raise self.error(f"config: {self._key(name)}={quoted(value)} {must}; "
+                         f"fix {self._key(name)} in the config or --set {self._key(name)}=...")
 
     def _typed(self, name: str, value: Any, hint: Any) -> Any:
         """`value` as its annotated type (an int where a float is asked is a float; a list
@@ -141,7 +138,8 @@ class Options:
         low, above, most = rule.get("at_least"), rule.get("above"), rule.get("at_most")
         if ((low is not None and value < low) or (above is not None and not value > above)
                 or (most is not None and value > most)):
-            self._fail(field.name, value, f"must be {_type_name(type(value))}{self._rule_text(field.name)}")
+            self._fail(field.name, value,
+                       f"must be {_type_name(type(value))}{self._rule_text(field.name)}")
 
     # ---- reading ----------------------------------------------------------------------------
     @classmethod

@@ -1,13 +1,10 @@
-"""Checkpoints that can be trusted: written atomically (to a temporary file, then renamed), so a
-crash, a kill or a full disk while saving leaves the previous checkpoint intact; and sealed with a
-SHA-256 of their payload, so a file damaged after it was written is refused at load instead of
-silently giving wrong parameters (torch's own zip reader does not notice overwritten bytes).
+"""Checkpoints that can be trusted: written atomically (temporary file, then rename), so a crash
+or a full disk while saving leaves the previous one intact; sealed with a SHA-256 of the payload,
+so a file damaged later is refused at load (torch's zip reader does not notice overwritten bytes).
 
-File layout: one header line `metalearn-checkpoint 3 sha256=<hex> bytes=<n>` and then the
-`torch.save` payload of n bytes. Reading never runs code from the file: torch's weights-only
-unpickler builds only tensors and plain containers, and the contents are then checked against
-what a checkpoint holds (format 3 stores no numpy objects; format 2 files, which hold numpy's
-RNG state, are read with numpy's array builder allow-listed and nothing else)."""
+Layout: a header line `metalearn-checkpoint 3 sha256=<hex> bytes=<n>`, then the `torch.save`
+payload. Reading runs no code from the file: torch's weights-only unpickler, then a check of the
+contents (format-2 files' numpy RNG state is read with only numpy's array builder allow-listed)."""
 from __future__ import annotations
 
 import errno
@@ -81,7 +78,8 @@ def _damage(raw: bytes) -> str:
     if not raw.startswith(MAGIC):
         return ""
     header, _, payload = raw.partition(b"\n")
-    fields = dict(part.split("=", 1) for part in header.decode(errors="replace").split() if "=" in part)
+    fields = dict(part.split("=", 1) for part in header.decode(errors="replace").split()
+                  if "=" in part)
     size = int(fields["bytes"]) if fields.get("bytes", "").isdigit() else -1
     if len(payload) < size:
         return "is truncated"
@@ -99,7 +97,8 @@ def _read(path: Path, offer_sibling: bool = True) -> dict:
     try:
         raw = path.read_bytes()
     except OSError as err:
-        raise CheckpointError(f"cannot read {path} ({err.strerror or err}); check its permissions") from None
+        raise CheckpointError(f"cannot read {path} ({err.strerror or err}); "
+                              "check its permissions") from None
     damage = _damage(raw)
     if damage:
         raise CheckpointError(f"{path} {damage}; " + (_alternative(path) if offer_sibling else ""))
@@ -110,12 +109,12 @@ def _read(path: Path, offer_sibling: bool = True) -> dict:
     except pickle.UnpicklingError as err:
         named = re.search(r"GLOBAL ([\w.]+)", str(err))
         what = f" (it names {named.group(1)})" if named else ""
-        raise CheckpointError(f"{path} holds objects a checkpoint may not hold{what}; it was refused "
-                              "unread, as loading it could run code: use a checkpoint this project "
-                              "wrote") from None
+        raise CheckpointError(f"{path} holds objects a checkpoint may not hold{what}; it was "
+                              "refused unread, as loading it could run code: use a checkpoint "
+                              "this project wrote") from None
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}); pass the "
-                              "best.pt or last.pt of a run folder") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}); "
+                              "pass the best.pt or last.pt of a run folder") from None
     check_contents(path, state)
     return state
 
@@ -157,10 +156,11 @@ def check_contents(path: Path, state) -> None:
 def require_resumable(path: Path, state: dict) -> None:
     """A checkpoint to continue from must hold the optimizer, sampler, RNG and records too."""
     missing = [k for k, kind in RESUME_KEYS.items()
-               if not isinstance(state.get(k), kind) and not (kind is float and isinstance(state.get(k), int))]
+               if not isinstance(state.get(k), kind)
+               and not (kind is float and isinstance(state.get(k), int))]
     if missing:
-        raise CheckpointError(f"{path} cannot be resumed: it lacks {', '.join(missing)}; test it with "
-                              f"run.py evaluate --checkpoint {path}, or train again")
+        raise CheckpointError(f"{path} cannot be resumed: it lacks {', '.join(missing)}; "
+                              f"test it with run.py evaluate --checkpoint {path}, or train again")
 
 
 def _alternative(path: Path) -> str:

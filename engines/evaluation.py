@@ -69,8 +69,9 @@ def divergence_hint(summary: Summary, inner_lr: float) -> str:
     """'' when every episode adapted to a finite loss, else what happened and what to lower."""
     if not summary.diverged:
         return ""
-    return (f"adaptation diverged (NaN/inf query loss) on {summary.diverged} of {summary.episodes} "
-            f"{summary.split} episodes; lower inner.lr (now {inner_lr}) or eval.steps (now {summary.steps})")
+    return (f"adaptation diverged (NaN/inf query loss) on {summary.diverged} of "
+            f"{summary.episodes} {summary.split} episodes; lower inner.lr (now {inner_lr}) or "
+            f"eval.steps (now {summary.steps})")
 
 
 def describe_protocol(cfg: RunOptions) -> str:
@@ -104,9 +105,10 @@ def protocol_config(saved: dict, *, dataset: str | None = None, data_root: str |
             raise ConfigError(f"--set {key}: evaluate re-tests the saved model, so only data.*, "
                               "eval.* and device can be set")
         if key in SPLIT_KEYS:
-            raise ConfigError(f"--set {key}: the run's class split decides which classes were never "
-                              "trained on; another split would test on training classes, so it "
-                              "cannot change (use --dataset for another preset of the same data)")
+            raise ConfigError(f"--set {key}: the run's class split decides which classes were "
+                              "never trained on; another split would test on training classes, "
+                              "so it cannot change (use --dataset for another preset of the same "
+                              "data)")
     cfg = saved_options(saved)
     if dataset and dataset != cfg.dataset:
         data, run = load_options(cfg.problem, dataset).data, cfg.data
@@ -116,4 +118,5 @@ def protocol_config(saved: dict, *, dataset: str | None = None, data_root: str |
         cfg = cfg.replace(data=data, dataset=dataset)
     cfg = cfg.replace(**{"data.train_name": None})  # only the test split is read
     values = {"data_root": data_root, "eval.episodes": episodes, "eval.steps": steps}
-    return override_options(cfg, {k: v for k, v in values.items() if v is not None}, list(overrides))
+    return override_options(cfg, {k: v for k, v in values.items() if v is not None},
+                            list(overrides))

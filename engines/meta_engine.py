@@ -73,14 +73,16 @@ class MetaEngine(Engine):
             dist.init_process_group(backend=self._backend)
         self._world_size, self._rank = dist.get_world_size(), dist.get_rank()
         if torch.cuda.is_available():
-            self._local_rank = int(os.environ.get("LOCAL_RANK", self._rank % torch.cuda.device_count()))
+            self._local_rank = int(os.environ.get("LOCAL_RANK",
+                                                  self._rank % torch.cuda.device_count()))
             torch.cuda.set_device(self._local_rank)
             self.device = torch.device("cuda", self._local_rank)
         else:
             self._local_rank = self._rank
             self.device = "cpu"
-        return {"strategy": self._strategy, "backend": self._backend, "world_size": self._world_size,
-                "rank": self._rank, "local_rank": self._local_rank}
+        return {"strategy": self._strategy, "backend": self._backend,
+                "world_size": self._world_size, "rank": self._rank,
+                "local_rank": self._local_rank}
 
     # ---- one meta-iteration -------------------------------------------------------------
     def train_step(self):
@@ -238,8 +240,8 @@ class MetaEngine(Engine):
         state = load_checkpoint(path)
         if self.run_id and state.get("run_id") not in (None, self.run_id):
             raise CheckpointError(f"{path} was written by another run (id {state['run_id'][:8]}, "
-                                  f"this run is {self.run_id[:8]}); it was not tested: keep one run "
-                                  "per folder, and test that file with run.py evaluate")
+                                  f"this run is {self.run_id[:8]}); it was not tested: keep one "
+                                  "run per folder, and test that file with run.py evaluate")
         return state
 
     def save(self, name: str) -> None:
@@ -252,8 +254,9 @@ class MetaEngine(Engine):
         try:
             self.outer.load_state_dict(state["outer"])
         except (RuntimeError, KeyError, ValueError) as err:
-            raise CheckpointError(f"checkpoint does not fit this model ({type(err).__name__}); it was "
-                                  f"written by {state.get('problem')} on {state.get('dataset')}") from None
+            raise CheckpointError(f"checkpoint does not fit this model ({type(err).__name__}); "
+                                  f"it was written by {state.get('problem')} on "
+                                  f"{state.get('dataset')}") from None
         self.global_step = state["iteration"]
         self.env.load_state_dict(state["env"])
         for problem in self.problems:

@@ -82,7 +82,8 @@ def plot_curves(history: list[dict], path: Path, metric: str) -> None:
     train = [h for h in history if h.get("split") == "train"]
     valid = [h for h in history if h.get("split") == "validation"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot([h["iteration"] for h in train], [h["loss"] for h in train], label="train (query loss)")
+    left.plot([h["iteration"] for h in train], [h["loss"] for h in train],
+              label="train (query loss)")
     if valid:
         left.plot([h["iteration"] for h in valid], [h["loss"] for h in valid], "o-",
                   label="validation (query loss)")
@@ -91,7 +92,8 @@ def plot_curves(history: list[dict], path: Path, metric: str) -> None:
     left.set(xlabel="meta-iteration", ylabel="query loss", title="Loss")
     left.legend()
     label = "validation accuracy" if metric == "accuracy" else "validation MSE"
-    right.set(xlabel="meta-iteration", ylabel=label, title=f"Validation {label.split()[1]} (95% CI)")
+    right.set(xlabel="meta-iteration", ylabel=label,
+              title=f"Validation {label.split()[1]} (95% CI)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -36,7 +36,8 @@ def resume_folder(given: str, out: str | None = None, overwrite: bool = False) -
 
 
 def resumed_config(folder: Path, state: dict, values: dict, overrides: list[str],
-                   config_file: str | None, source_of: Callable[[str], str]) -> tuple[RunOptions, dict]:
+                   config_file: str | None,
+                   source_of: Callable[[str], str]) -> tuple[RunOptions, dict]:
     """The saved config with the requested changes; (config, {key: (old, new)}). `values` are
     flag values by config key, `overrides` the --set strings; `source_of(key)` says how the user
     asked for a key (for the one-line refusal)."""
@@ -49,9 +50,9 @@ def resumed_config(folder: Path, state: dict, values: dict, overrides: list[str]
     for key, (old, new) in changed.items():
         if not key.startswith(RESUMABLE_CHANGES):
             raise RunFolderError(
-                f"{folder} holds a {saved['problem']} run on {saved['dataset']} with {key}={old!r}; "
-                f"{source_of(key)} {new!r} cannot change when resuming; resume without it, or "
-                "start a new run with another --out")
+                f"{folder} holds a {saved['problem']} run on {saved['dataset']} with "
+                f"{key}={old!r}; {source_of(key)} {new!r} cannot change when resuming; resume "
+                "without it, or start a new run with another --out")
     done = state["iteration"]
     if cfg.iterations < done:
         raise ConfigError(f"{folder} is already at iteration {done}; pass --iterations {done} or "
@@ -60,4 +61,5 @@ def resumed_config(folder: Path, state: dict, values: dict, overrides: list[str]
         raise ConfigError(f"--iterations cannot change when resuming a run with outer.schedule="
                           f"{cfg.outer.schedule} (its learning-rate schedule was laid out for "
                           f"{saved['iterations']} iterations); start a new run with another --out")
-    return cfg.replace(out=str(folder)), changed  # where the run is now (a moved folder is the same run)
+    # where the run is now (a moved folder is the same run)
+    return cfg.replace(out=str(folder)), changed

@@ -182,7 +182,8 @@ def check_one_run(folder: Path, state: dict) -> None:
         return  # written before runs carried an id: nothing to compare
     others = {}
     try:
-        others["best.pt"] = load_checkpoint(folder / "best.pt").get("run_id") if (folder / "best.pt").exists() else None
+        others["best.pt"] = (load_checkpoint(folder / "best.pt").get("run_id")
+                             if (folder / "best.pt").exists() else None)
     except CheckpointError:
         others["best.pt"] = None
     try:
@@ -191,6 +192,7 @@ def check_one_run(folder: Path, state: dict) -> None:
         others["results.json"] = None
     for name, theirs in others.items():
         if theirs is not None and theirs != mine:
-            raise RunFolderError(f"{folder / 'last.pt'} belongs to another run (id {mine[:8]}) than "
-                                 f"{folder / name} (id {theirs[:8]}); a run folder holds one run: "
-                                 "move the copied file into a folder of its own and resume there")
+            raise RunFolderError(f"{folder / 'last.pt'} belongs to another run (id {mine[:8]}) "
+                                 f"than {folder / name} (id {theirs[:8]}); a run folder holds one "
+                                 "run: move the copied file into a folder of its own and resume "
+                                 "there")

@@ -1,4 +1,5 @@
-"""Datasets, seeded class splits and the episodic Betty environment (see docs/DESIGN.md, `envs/`)."""
+"""Datasets, seeded class splits and the episodic Betty environment (see docs/DESIGN.md,
+`envs/`)."""
 
 from .episode import Episode
 from .errors import DataError

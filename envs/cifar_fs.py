@@ -1,4 +1,5 @@
-"""CIFAR-FS (Bertinetto et al. 2019 splits of CIFAR-100: 64/16/20 classes, 32x32x3) in learn2learn's layout.
+"""CIFAR-FS (Bertinetto et al. 2019 splits of CIFAR-100: 64/16/20 classes, 32x32x3) in
+learn2learn's layout.
 
 Reads the processed copy <root>/cifarfs/processed/{train,val,test}/<class>/*.png when present,
 else the raw tree <root>/cifarfs/cifar100/data/<class>/*.png with the class lists in
@@ -22,7 +23,8 @@ NAME = "cifar-fs"
 FILE_SPLIT = {"train": "train", "validation": "val", "test": "test"}
 FIX = ("set data.download: true when online, or pass --data-root to a folder holding "
        "cifarfs/cifar100/ (or cifarfs/processed/)")
-MORE_CLASSES = "use fewer ways (the standard splits have 64/16/20 classes) or supply the full dataset"
+MORE_CLASSES = ("use fewer ways (the standard splits have 64/16/20 classes) or supply the full "
+                "dataset")
 
 
 def download_cifar_fs(root: Path) -> None:
@@ -37,8 +39,8 @@ def download_cifar_fs(root: Path) -> None:
     except Exception as exc:
         archive = root / "cifarfs.zip"
         if archive.is_file() and archive.stat().st_size and is_html(archive):
-            raise DataError(f"{NAME}: {archive} is an HTML page (a failed Google Drive/Zenodo download), "
-                            f"not a zip; delete it and download again") from exc
+            raise DataError(f"{NAME}: {archive} is an HTML page (a failed Google Drive/Zenodo "
+                            f"download), not a zip; delete it and download again") from exc
         raise DataError(f"{NAME}: downloading into {root / 'cifarfs'} with learn2learn failed "
                         f"({type(exc).__name__}: {exc}); retry, or download cifar100.zip by hand "
                         f"and unzip it into {root / 'cifarfs'}") from exc
@@ -59,7 +61,8 @@ def split_folders(root: Path, split: str) -> tuple[list[Path], str]:
     if processed.is_dir():
         return sorted_dirs(processed), str(processed)
     splits_dir = base / "cifar100" / "splits" / "bertinetto"
-    split_file = require(splits_dir / f"{FILE_SPLIT[split]}.txt", NAME, f"the {split} class list", FIX)
+    split_file = require(splits_dir / f"{FILE_SPLIT[split]}.txt", NAME, f"the {split} class list",
+                         FIX)
     data = require(base / "cifar100" / "data", NAME, "the raw class folders", FIX, folder=True)
     folders = [data / name for name in class_list(split_file)]
     for folder in folders:
@@ -72,8 +75,8 @@ def load_split_pool(root: Path, split: str) -> ClassPool:
     if not folders:
         raise DataError(f"{NAME}: expected class folders in {where}, found none; {FIX}")
     names = [f.name for f in folders]
-    pool = load_class_folders(folders, names, names, NAME, origin=f"{NAME} {split} split at {where}",
-                              mode="RGB", fix=FIX)
+    pool = load_class_folders(folders, names, names, NAME,
+                              origin=f"{NAME} {split} split at {where}", mode="RGB", fix=FIX)
     return replace(pool, fix_more_classes=MORE_CLASSES)
 
 

@@ -32,9 +32,11 @@ class Episode:
         return self._map(lambda t: t[i:i + 1])
 
     def split(self, parts: int, part: int) -> "Episode":
-        """Contiguous chunk `part` of `parts` (sizes differ by at most one), e.g. per data-parallel rank."""
+        """Contiguous chunk `part` of `parts` (sizes differ by at most one), e.g. per
+        data-parallel rank."""
         if not 0 <= part < parts or parts > len(self):
-            raise ValueError(f"cannot take part {part} of {parts} from an episode of {len(self)} tasks")
+            raise ValueError(f"cannot take part {part} of {parts} from an episode of "
+                             f"{len(self)} tasks")
         return self._map(lambda t: torch.tensor_split(t, parts)[part])
 
     @staticmethod

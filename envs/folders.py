@@ -27,7 +27,8 @@ def image_files(folder: Path) -> list[Path]:
 def load_class_folders(class_dirs: Sequence[Path], names: Sequence[str], groups: Sequence[str],
                        dataset: str, origin: str, mode: str, size: int | None = None,
                        invert: bool = False, fix: str = "download the dataset again") -> ClassPool:
-    """One class per folder; mode 'L' gives [N, 1, H, W], 'RGB' [N, 3, H, W]; invert makes ink 255."""
+    """One class per folder; mode 'L' gives [N, 1, H, W], 'RGB' [N, 3, H, W]; invert makes ink
+    255."""
     files, labels = [], []
     for c, folder in enumerate(class_dirs):
         found = image_files(folder)
@@ -37,7 +38,8 @@ def load_class_folders(class_dirs: Sequence[Path], names: Sequence[str], groups:
         files += found
         labels += [c] * len(found)
     if not files:
-        raise DataError(f"{dataset}: expected class folders of images for {origin}, found none; {fix}")
+        raise DataError(f"{dataset}: expected class folders of images for {origin}, "
+                        f"found none; {fix}")
     pixels = read_images(files, dataset, mode, size)
     if invert:
         pixels = 255 - pixels

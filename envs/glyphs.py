@@ -27,12 +27,15 @@ def load_glyph_pool(root: Path) -> ClassPool:
     images, alphabet = arrays["images"], arrays["alphabet"]
     alphabets, codepoints = arrays["alphabets"], arrays["codepoints"]
     n = images.shape[0] if images.ndim else 0
-    if images.dtype != np.uint8 or images.ndim != 4 or alphabet.shape != (n,) or codepoints.shape != (n,):
+    if (images.dtype != np.uint8 or images.ndim != 4 or alphabet.shape != (n,)
+            or codepoints.shape != (n,)):
         raise DataError(f"{NAME}: {path} holds images {images.dtype} {images.shape} with alphabet "
                         f"{alphabet.shape}, codepoints {codepoints.shape}; expected uint8 "
-                        f"[classes, drawings, H, W] with one alphabet and codepoint per class; {FIX}")
+                        f"[classes, drawings, H, W] with one alphabet and codepoint per class; "
+                        f"{FIX}")
     if n and (alphabet.min() < 0 or alphabet.max() >= len(alphabets)):
-        raise DataError(f"{NAME}: {path} has alphabet indices outside 0..{len(alphabets) - 1}; {FIX}")
+        raise DataError(f"{NAME}: {path} has alphabet indices outside "
+                        f"0..{len(alphabets) - 1}; {FIX}")
     per_class = images.shape[1]
     names = [f"{alphabets[a]}/U+{int(cp):04X}" for a, cp in zip(alphabet, codepoints)]
     groups = [str(alphabets[a]) for a in alphabet]

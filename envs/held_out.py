@@ -15,7 +15,8 @@ ROTATED_SPLITS = {"train": ("train",), "all": SPLITS, "none": ()}
 
 
 def held_out_samplers(pool: ClassPool, options, dataset: str) -> dict[str, ClassTaskSampler]:
-    """Split `pool` per options.split_by/fractions/seed, rotate per options.rotations, wrap for sampling."""
+    """Split `pool` per options.split_by/fractions/seed, rotate per options.rotations, wrap for
+    sampling."""
     if options.split_by == "alphabet":
         fix = ("use fewer ways, set data.split_by: character, or change "
                "data.split_fractions/data.split_seed")

@@ -17,17 +17,20 @@ from .splits import SPLITS
 
 class MAMLEnv(Env):
     """Training meta-batch i = train tasks i*meta_batch .. (i+1)*meta_batch-1; tasks depend only on
-    (seed, split, index), so resuming (set `iteration`) or evaluating in any order repeats exactly."""
+    (seed, split, index), so resuming (set `iteration`) or evaluating in any order repeats
+    exactly."""
 
     def __init__(self, pools: dict[str, TaskSampler], ways: int, shots: int, query: int,
                  meta_batch: int = 4, seed: int = 0, train_query: int | None = None):
         super().__init__()
         unknown = sorted(set(pools) - set(SPLITS))
         if unknown or "train" not in pools:
-            raise ValueError(f"pools must map a subset of {SPLITS} including 'train', got {sorted(pools)}")
+            raise ValueError(f"pools must map a subset of {SPLITS} including 'train', "
+                             f"got {sorted(pools)}")
         train_query = query if train_query is None else train_query
         if min(ways, shots, query, train_query, meta_batch) < 1 or seed < 0:
-            raise ValueError("ways, shots, query, train_query and meta_batch must be >= 1 and seed >= 0")
+            raise ValueError("ways, shots, query, train_query and meta_batch must be >= 1 "
+                             "and seed >= 0")
         self.pools = dict(pools)
         self.ways, self.shots, self.query = ways, shots, query
         # Queries per class in meta-training episodes: the MAML paper's Omniglot code trains on
@@ -41,11 +44,13 @@ class MAMLEnv(Env):
                             "set data.ways to 2 or more")
         self.input_shape: tuple = tuple(train.input_shape)
         for split, sampler in pools.items():
-            if (sampler.task_kind, tuple(sampler.input_shape)) != (self.task_kind, self.input_shape):
+            if ((sampler.task_kind, tuple(sampler.input_shape))
+                    != (self.task_kind, self.input_shape)):
                 raise DataError(
                     f"data: the {split} split gives {sampler.task_kind} tasks on inputs "
                     f"{tuple(sampler.input_shape)} but the train split gives {self.task_kind} on "
-                    f"{self.input_shape}; set data.train_name to a dataset of the same kind and image size")
+                    f"{self.input_shape}; set data.train_name to a dataset of the same kind and "
+                    f"image size")
             sampler.check(ways, shots, train_query if split == "train" else query, split)
         self.iteration: int = 0
         self.batch: Episode | None = None
@@ -70,7 +75,8 @@ class MAMLEnv(Env):
         ])
 
     def step(self) -> Episode:
-        """Draw the next training meta-batch, store it as `self.batch` on `self.device`, and return it."""
+        """Draw the next training meta-batch, store it as `self.batch` on `self.device`, and
+        return it."""
         episode = self.episodes("train", self.iteration * self.meta_batch, self.meta_batch)
         self.iteration += 1
         self.batch = episode.to(self.device)

@@ -43,12 +43,15 @@ def download_split(root: Path, split: str) -> None:
         if path.is_file() and path.stat().st_size and is_html(path):
             return  # read_pickle below reports the HTML page with its fix
         raise DataError(f"{NAME}: downloading {path} with learn2learn failed "
-                        f"({type(exc).__name__}: {exc}); retry, or download the file by hand") from exc
+                        f"({type(exc).__name__}: {exc}); retry, or download the file "
+                        f"by hand") from exc
 
 
 def _bad(path: Path, found: str) -> DataError:
-    return DataError(f"{NAME}: {path} should hold a dict with 'image_data' (uint8 [N, 84, 84, 3]) and "
-                     f"'class_dict' (class -> row indices), but {found}; delete it and download again")
+    return DataError(f"{NAME}: {path} should hold a dict with 'image_data' "
+                     f"(uint8 [N, 84, 84, 3]) and "
+                     f"'class_dict' (class -> row indices), but {found}; delete it and "
+                     f"download again")
 
 
 def _contents(path: Path, data) -> tuple[np.ndarray, list[str], list[torch.Tensor]]:
@@ -65,7 +68,8 @@ def _contents(path: Path, data) -> tuple[np.ndarray, list[str], list[torch.Tenso
         raise _bad(path, f"class_dict is an empty or non-dict {type(class_dict).__name__}")
     names = sorted(class_dict)
     try:
-        rows = [torch.as_tensor(np.asarray(class_dict[n], dtype=np.int64)).reshape(-1) for n in names]
+        rows = [torch.as_tensor(np.asarray(class_dict[n], dtype=np.int64)).reshape(-1)
+                for n in names]
     except (TypeError, ValueError) as exc:
         raise _bad(path, f"a class_dict entry is not a list of integers ({exc})") from exc
     for name, r in zip(names, rows):
@@ -87,4 +91,5 @@ def load_split_pool(root: Path, split: str, download: bool = False) -> ClassPool
 
 
 def load_mini_imagenet(root: Path, options) -> dict[str, ClassTaskSampler]:
-    return {split: ClassTaskSampler(load_split_pool(root, split, options.download)) for split in SPLITS}
+    return {split: ClassTaskSampler(load_split_pool(root, split, options.download))
+            for split in SPLITS}

@@ -16,7 +16,8 @@ from .paths import announce_download, quiet, require
 NAME = "omniglot"
 IMAGE_SETS = ("images_background", "images_evaluation")
 SIZE = 28
-FIX = "set data.download: true when online, or pass --data-root to the folder that holds omniglot-py/"
+FIX = ("set data.download: true when online, or pass --data-root to the folder that holds "
+       "omniglot-py/")
 
 
 def omniglot_folder(root: Path) -> Path:
@@ -36,7 +37,8 @@ def download_omniglot(root: Path) -> None:
 
                 Omniglot(str(root), background=background, download=True)
         except Exception as exc:
-            raise DataError(f"{NAME}: downloading into {root} failed ({type(exc).__name__}: {exc}); "
+            raise DataError(f"{NAME}: downloading into {root} failed "
+                            f"({type(exc).__name__}: {exc}); "
                             f"check the connection or download omniglot-py by hand") from exc
 
 
@@ -56,7 +58,8 @@ def load_omniglot_pool(root: Path, download: bool = False):
                 names.append(f"{image_set}/{alphabet.name}/{character.name}")
                 groups.append(alphabet.name)
     if not class_dirs:
-        raise DataError(f"{NAME}: expected <alphabet>/<character>/ folders under {folder}, found none; {FIX}")
+        raise DataError(f"{NAME}: expected <alphabet>/<character>/ folders under {folder}, "
+                        f"found none; {FIX}")
     return load_class_folders(class_dirs, names, groups, NAME, origin=f"{NAME} at {folder}",
                               mode="L", size=SIZE, invert=True, fix=FIX)
 

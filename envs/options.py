@@ -47,6 +47,8 @@ class DataOptions(Options):
     def __post_init__(self) -> None:
         super().__post_init__()
         fractions = self.split_fractions
-        if len(fractions) != 3 or any(f <= 0 for f in fractions) or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
-            raise DataError(f"config: data.split_fractions is {list(fractions)!r}, but it must be three "
-                            "positive numbers (train, validation, test) summing to 1, e.g. [0.6, 0.2, 0.2]")
+        if (len(fractions) != 3 or any(f <= 0 for f in fractions)
+                or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6)):
+            raise DataError(f"config: data.split_fractions is {list(fractions)!r}, but it must be "
+                            "three positive numbers (train, validation, test) summing to 1, "
+                            "e.g. [0.6, 0.2, 0.2]")

@@ -40,12 +40,14 @@ def describe_folder(folder: Path, limit: int = 6) -> str:
     names = sorted(p.name for p in folder.iterdir())
     if not names:
         return f"{folder} is empty"
-    shown = ", ".join(names[:limit]) + (f", ... ({len(names)} entries)" if len(names) > limit else "")
+    shown = ", ".join(names[:limit]) + (f", ... ({len(names)} entries)" if len(names) > limit
+                                        else "")
     return f"{folder} holds: {shown}"
 
 
 def require(path: Path, dataset: str, what: str, fix: str, folder: bool = False) -> Path:
-    """Return `path` if it exists as a file (or folder), else raise a DataError saying what is there."""
+    """Return `path` if it exists as a file (or folder), else raise a DataError saying what is
+    there."""
     ok = path.is_dir() if folder else path.is_file()
     if ok:
         return path

@@ -60,7 +60,8 @@ class DataUnpickler(pickle.Unpickler):
     never runs code named in it."""
 
     def find_class(self, module: str, name: str):
-        if (module, name) in SAFE_PICKLE_GLOBALS or (module == "numpy.dtypes" and name.endswith("DType")):
+        if ((module, name) in SAFE_PICKLE_GLOBALS
+                or (module == "numpy.dtypes" and name.endswith("DType"))):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"it names {module}.{name}, which a data file may not hold")
 
@@ -101,7 +102,8 @@ def read_npz(path: Path, dataset: str, keys: Sequence[str]) -> dict[str, np.ndar
 
 
 def read_image(path: Path, dataset: str, mode: str, size: int | None = None) -> np.ndarray:
-    """Decode one image as uint8 [H, W] ('L') or [H, W, 3] ('RGB'), optionally resized to size x size."""
+    """Decode one image as uint8 [H, W] ('L') or [H, W, 3] ('RGB'), optionally resized to
+    size x size."""
     try:
         with Image.open(path) as img:
             img = img.convert(mode)
@@ -114,7 +116,8 @@ def read_image(path: Path, dataset: str, mode: str, size: int | None = None) -> 
         ) from exc
 
 
-def read_images(paths: Sequence[Path], dataset: str, mode: str, size: int | None = None) -> np.ndarray:
+def read_images(paths: Sequence[Path], dataset: str, mode: str,
+                size: int | None = None) -> np.ndarray:
     """Decode many images of one size into a single uint8 array [N, H, W(, 3)]."""
     arrays = [read_image(p, dataset, mode, size) for p in paths]
     first = arrays[0].shape

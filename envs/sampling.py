@@ -41,7 +41,8 @@ class TaskSampler(Protocol):
 
 
 class ClassTaskSampler:
-    """N distinct classes relabelled 0..N-1 in draw order; K support + Q query distinct images each."""
+    """N distinct classes relabelled 0..N-1 in draw order; K support + Q query distinct images
+    each."""
 
     task_kind = "classification"
 
@@ -53,8 +54,8 @@ class ClassTaskSampler:
     def check(self, ways: int, shots: int, query: int, split: str) -> None:
         pool = self.pool
         if ways > len(pool):
-            raise DataError(f"{pool.origin}: {ways}-way tasks need {ways} classes in the {split} split, "
-                            f"found {len(pool)}; {pool.fix_more_classes}")
+            raise DataError(f"{pool.origin}: {ways}-way tasks need {ways} classes in the {split} "
+                            f"split, found {len(pool)}; {pool.fix_more_classes}")
         need = shots + query
         if len(pool) and int(self._counts.min()) < need:
             c = int(self._counts.argmin())
@@ -64,10 +65,12 @@ class ClassTaskSampler:
 
     def sample(self, gen: torch.Generator, ways: int, shots: int, query: int) -> Task:
         classes = torch.randperm(len(self.pool), generator=gen)[:ways].tolist()
-        picks = [self.pool.rows[c][torch.randperm(len(self.pool.rows[c]), generator=gen)[:shots + query]]
+        picks = [self.pool.rows[c][torch.randperm(len(self.pool.rows[c]),
+                                                  generator=gen)[:shots + query]]
                  for c in classes]
         chosen = torch.stack(picks)                                  # [N, K+Q] row indices
-        images = self.pool.images[chosen.reshape(-1)].reshape(ways, shots + query, *self.input_shape)
+        images = self.pool.images[chosen.reshape(-1)].reshape(ways, shots + query,
+                                                              *self.input_shape)
         images = images.float().div_(255.0).contiguous()
         labels = torch.arange(ways).unsqueeze(1)
         support_x = images[:, :shots].reshape(ways * shots, *self.input_shape)

@@ -28,7 +28,8 @@ def split_sizes(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
 
 
 def split_keys(keys: Sequence[str], fractions: Sequence[float], seed: int) -> dict[str, list[str]]:
-    """Partition distinct keys into train/validation/test, a pure function of (keys, fractions, seed)."""
+    """Partition distinct keys into train/validation/test, a pure function of (keys, fractions,
+    seed)."""
     unique = sorted(set(keys))
     sizes = split_sizes(len(unique), fractions)
     if min(sizes) < 1:

@@ -1,6 +1,7 @@
-"""A user's own inner-loop optimizer: gradient descent with heavy-ball momentum.
+r"""A user's own inner-loop optimizer: gradient descent with heavy-ball momentum.
 
-    python run.py --problem maml --dataset sinusoid --inner-optimizer examples.momentum_sgd:MomentumSGD
+    python run.py --problem maml --dataset sinusoid \
+        --inner-optimizer examples.momentum_sgd:MomentumSGD
 """
 from optimizers import InnerLoopOptimizer
 

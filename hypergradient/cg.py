@@ -20,7 +20,8 @@ class SolveInfo:
 
 
 def conjugate_gradient(matvec: MatVec, b: Vector, iters: int, tol: float = 0.0,
-                       batch_dims: int = 0, fallback_scale: float = 0.0) -> tuple[Vector, SolveInfo]:
+                       batch_dims: int = 0, fallback_scale: float = 0.0
+                       ) -> tuple[Vector, SolveInfo]:
     """Solve A x = b from x₀ = 0. Stops after `iters` iterations or when every system's
     residual norm is below `tol`·‖b‖. Systems that have converged stop moving, and so do
     systems where a search direction has pᵀAp ≤ 0: CG is only defined for positive-definite A,

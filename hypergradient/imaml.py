@@ -18,8 +18,8 @@ def implicit_best_response(vector, curr, prev, sync: bool):
     """Betty jvp hook: −(∂²L_in/∂θ∂φ)ᵀ (∂²L_in/∂φ²)⁻¹ v, which for the proximal objective
     equals (I + H/λ)⁻¹ v summed over tasks."""
     parts = curr.inner_parts()
-    grads = curr.map_parts(lambda i, part: torch.autograd.grad(part.loss(), part.phi, create_graph=True),
-                           parts)
+    grads = curr.map_parts(
+        lambda i, part: torch.autograd.grad(part.loss(), part.phi, create_graph=True), parts)
 
     def hvp(u):
         def one(i, part):

@@ -25,7 +25,8 @@ class TaskExecutor:
 
     def __call__(self, module: nn.Module, stacked: Params, shared: Params, x: torch.Tensor,
                  kwargs: dict) -> torch.Tensor:
-        """module(x[t], **kwargs) at parameters {**shared, **stacked[t]} for every task t: [T, ...]."""
+        """module(x[t], **kwargs) at parameters {**shared, **stacked[t]} for every task t:
+        [T, ...]."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -38,9 +39,10 @@ class _Loop(TaskExecutor):
     def __call__(self, module, stacked, shared, x, kwargs):
         # unbind, not v[t]: its backward is one stack per parameter, not T scatters into zeros
         per_task = {k: v.unbind(0) for k, v in stacked.items()}
-        return torch.stack([functional_call(module, {**shared, **{k: v[t] for k, v in per_task.items()}},
-                                            (xt,), kwargs)
-                            for t, xt in enumerate(x.unbind(0))])
+        return torch.stack([
+            functional_call(module, {**shared, **{k: v[t] for k, v in per_task.items()}}, (xt,),
+                            kwargs)
+            for t, xt in enumerate(x.unbind(0))])
 
 
 class _Vmap(TaskExecutor):

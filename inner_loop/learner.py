@@ -159,9 +159,11 @@ class TaskStack(Learner):
         stacked = {k: v for k, v in self.params.items() if k in self.stacked}
         return stacked, {k: v for k, v in self.params.items() if k not in self.stacked}
 
-    def run(self, module: nn.Module, x: torch.Tensor, kwargs: dict, prefix: str = "") -> torch.Tensor:
+    def run(self, module: nn.Module, x: torch.Tensor, kwargs: dict,
+            prefix: str = "") -> torch.Tensor:
         stacked, shared = self.split()
-        return self.executor(module, _prefixed(stacked, prefix), _prefixed(shared, prefix), x, kwargs)
+        return self.executor(module, _prefixed(stacked, prefix), _prefixed(shared, prefix), x,
+                             kwargs)
 
     def forward(self, x: torch.Tensor, step: int | None = None) -> torch.Tensor:
         return self.run(self.backbone, x, {"step": self.step if step is None else step})

@@ -75,4 +75,6 @@ def task_thread_count(setting: int, backbone: nn.Module) -> int:
         return setting
     if not thread_safe(backbone) or not any(isinstance(m, nn.Conv2d) for m in backbone.modules()):
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

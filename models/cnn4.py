@@ -26,7 +26,8 @@ class CNN4(nn.Module):
         super().__init__()
         channels = [in_channels] + [hidden] * 4
         self.blocks = nn.ModuleList(
-            ConvBlock(channels[i], channels[i + 1], bn_steps, track_bn, activation) for i in range(4))
+            ConvBlock(channels[i], channels[i + 1], bn_steps, track_bn, activation)
+            for i in range(4))
         side = image_size
         for _ in range(4):
             side //= 2

@@ -13,7 +13,7 @@ from torch import nn
 from torch.func import functional_call
 
 from optimizers.base import OptimizerSpecError
-from inner_loop.learner import Learner, TaskStack
+from inner_loop import Learner, TaskStack
 from optimizers.sgd import SGD
 
 HEAD = "head"

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from inner_loop.checkpointing import checkpointed_step
-from inner_loop.learner import Learner, TaskStack
+from inner_loop import Learner, TaskStack, checkpointed_step
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,8 @@ class InnerLoopOptimizer(nn.Module):
         name = cls.__dict__.get("name")
         if name:
             other = REGISTRY.get(name)
-            if other is not None and (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
+            where = (cls.__module__, cls.__qualname__)
+            if other is not None and (other.__module__, other.__qualname__) != where:
                 raise OptimizerSpecError(f"inner optimizer name {name!r} is taken by "
                                          f"{other.__module__}.{other.__qualname__}; pick another")
             REGISTRY[name] = cls

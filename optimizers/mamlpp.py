@@ -17,7 +17,7 @@ step's step sizes and batch-norm parameters.
 from __future__ import annotations
 
 from optimizers.base import InnerLoopOptimizer, param_key, rate_table
-from inner_loop.learner import Learner
+from inner_loop import Learner
 
 #: MSL's final share for each earlier step, as a fraction of 1/K (Antoniou et al.'s 0.03/K).
 MSL_FLOOR = 0.03
@@ -90,7 +90,8 @@ class MAMLPlusPlus(InnerLoopOptimizer):
     def query_objective(self, learner: Learner, query_x, query_y):
         if not learner.trajectory:
             return learner.evaluate(query_x, query_y)
-        weights = multi_step_weights(len(learner.trajectory), self.context.iteration, self.msl_iters)
+        weights = multi_step_weights(len(learner.trajectory), self.context.iteration,
+                                     self.msl_iters)
         # (per task, [T], when the learner is a TaskStack)
         loss = 0.0
         for weight, point in zip(weights, learner.trajectory):

@@ -32,13 +32,16 @@ def resolve_optimizer(spec: str) -> type:
         module = importlib.import_module(module_name)
     except Exception as err:  # ImportError, or an error raised inside the user's module
         raise OptimizerSpecError(
-            f"cannot import module {module_name!r} for inner optimizer {spec!r} ({type(err).__name__}: "
+            f"cannot import module {module_name!r} for inner optimizer {spec!r} "
+            f"({type(err).__name__}: "
             f"{err}); check the module path and that its folder is on PYTHONPATH") from None
     cls = getattr(module, class_name, None)
     if cls is None or not inspect.isclass(cls):
         raise OptimizerSpecError(
-            f"module {module_name!r} has no class {class_name!r}; write it as package.module:ClassName")
-    if getattr(cls, "adapt", None) is InnerLoopOptimizer.adapt:  # the base stub raises at the first step
+            f"module {module_name!r} has no class {class_name!r}; write it as "
+            "package.module:ClassName")
+    # the base's placeholder would raise at the first step
+    if getattr(cls, "adapt", None) is InnerLoopOptimizer.adapt:
         raise OptimizerSpecError(
             f"{spec} does not implement adapt (it inherits InnerLoopOptimizer's "
             "placeholder, which raises NotImplementedError); define adapt(self, model, support_x, "

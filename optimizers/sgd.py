@@ -1,7 +1,7 @@
 """Plain gradient descent: the inner step of MAML, FOMAML, iMAML and Reptile."""
 from __future__ import annotations
 
-from inner_loop.learner import Learner
+from inner_loop import Learner
 from optimizers.base import InnerLoopOptimizer
 
 

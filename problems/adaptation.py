@@ -12,8 +12,8 @@ import torch
 from betty.problems import ImplicitProblem
 from torch import nn
 
-from inner_loop.learner import Learner, TaskStack
-from optimizers.base import AdaptContext
+from inner_loop import Learner, TaskStack
+from optimizers import AdaptContext
 from problems.distributed import ExplicitSync
 from problems.task_runner import TaskRunner
 
@@ -79,7 +79,8 @@ class TaskAdaptation(ExplicitSync, ImplicitProblem):
         objective = getattr(self.inner_optimizer, "query_objective", None)
         if objective is None:  # a user's optimizer that does not subclass InnerLoopOptimizer
             objective = lambda learner, x, y: learner.evaluate(x, y)  # noqa: E731
-        return self.runner.objective(objective, episode.query_x, episode.query_y, self.loss_inputs())
+        return self.runner.objective(objective, episode.query_x, episode.query_y,
+                                     self.loss_inputs())
 
     def loss_inputs(self) -> list[torch.Tensor]:
         """What the outer loss is differentiated by: the meta-parameters that need a gradient;

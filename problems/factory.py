@@ -7,7 +7,7 @@ from betty.configs import Config
 
 import hypergradient
 from models import build_backbone
-from inner_loop.learner import Learner
+from inner_loop import Learner
 from optimizers import resolve_optimizer
 from problems.implicit import ImplicitInner
 from problems.outer import MetaModel, Outer
@@ -20,12 +20,14 @@ LOWER_LEVELS = {"unrolled": UnrolledInner, "implicit": ImplicitInner, "reptile":
 OUTER_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 def _cosine(optimizer, options):
     return torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(options.iterations, 1), eta_min=options.outer.lr * options.outer.min_lr_ratio)
+        optimizer, T_max=max(options.iterations, 1),
+        eta_min=options.outer.lr * options.outer.min_lr_ratio)
 
 
 def _linear(optimizer, options):
     # Reptile's outer step size: annealed linearly to min_lr_ratio·lr over the run
-    return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=options.outer.min_lr_ratio,
+    return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0,
+                                             end_factor=options.outer.min_lr_ratio,
                                              total_iters=max(options.iterations, 1))
 
 

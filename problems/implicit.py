@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 import hypergradient
-from inner_loop.learner import Learner, TaskStack
+from inner_loop import Learner, TaskStack
 from problems.adaptation import TaskAdaptation
 
 class TaskParameters(nn.Module):
@@ -38,6 +38,18 @@ class TaskParameters(nn.Module):
 
 
 class ImplicitInner(TaskAdaptation):
+    """iMAML's lower level: proximal adaptation from detached θ; the hypergradient by the
+    linear solver `inner.implicit.solver` names.
+
+    Arguments (beside TaskAdaptation's):
+        implicit: the `inner.implicit` section (λ, solver, iterations, tolerance, damping).
+
+    Reference: Rajeswaran et al. 2019, "Meta-Learning with Implicit Gradients".
+
+    Example:
+        python run.py --problem imaml --dataset omniglot5w1s --set inner.implicit.iters=10
+    """
+
     def __init__(self, name, config, backbone, inner_optimizer, task_kind, steps, *,
                  implicit, vectorize: str = "auto", task_threads: int = 1):
         """`implicit`: the `inner.implicit` section (problems.options.ImplicitOptions)."""
@@ -70,7 +82,8 @@ class ImplicitInner(TaskAdaptation):
     def phi_stack(self, anchor: dict | None = None) -> TaskStack:
         """φ of every task (the module's leaves), optionally with the proximal term at `anchor`."""
         return TaskStack(self.backbone, self.module.stacked(), self.task_kind,
-                         frozenset(self.module.names), len(self.module.phi[0]), self.runner.executor(),
+                         frozenset(self.module.names), len(self.module.phi[0]),
+                         self.runner.executor(),
                          anchor=anchor, prox=self.lam if anchor is not None else 0.0)
 
     def loss_inputs(self) -> list[torch.Tensor]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 
-def compute_meta_gradient(outer, inner, episode, iteration: int | None = None) -> list[torch.Tensor]:
+def compute_meta_gradient(outer, inner, episode,
+                          iteration: int | None = None) -> list[torch.Tensor]:
     """∂(outer loss)/∂(outer trainable parameters) for `episode`, as training computes it after
     `iteration` meta-iterations (what schedules read: MAML++'s first-order annealing and
     multi-step weights; None: the lower problem's own step count); leaves θ untouched."""

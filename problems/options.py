@@ -17,7 +17,7 @@ from configs.typed import ConfigError, Options, option
 from envs.options import DataOptions
 from inner_loop import executor
 from models import activations, factory as backbones
-from optimizers.registry import resolve_optimizer
+from optimizers import resolve_optimizer
 from problems import factory, system
 
 
@@ -91,10 +91,12 @@ class OuterOptions(Options):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.min_lr_ratio > 1:
-            raise ConfigError(f"outer.min_lr_ratio={self.min_lr_ratio} must be at most 1 (the final lr "
+            raise ConfigError(f"outer.min_lr_ratio={self.min_lr_ratio} must be at most 1 "
+                              "(the final lr "
                               "as a fraction of outer.lr)")
         if self.schedule == "step" and self.decay_every < 1:
-            raise ConfigError("outer.schedule=step needs outer.decay_every >= 1 (iterations between "
+            raise ConfigError("outer.schedule=step needs outer.decay_every >= 1 "
+                              "(iterations between "
                               "decays), e.g. --set outer.decay_every=10000")
 
 
@@ -130,12 +132,14 @@ class RunOptions(Options):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.data.name == "sinusoid" and self.data.ways != 1:
-            raise ConfigError(f"data.ways={self.data.ways}, but sinusoid is regression (one output); "
+            raise ConfigError(f"data.ways={self.data.ways}, but sinusoid is regression "
+                              "(one output); "
                               "drop data.ways or set it to 1")
 
 
 def load_options(problem: str | None, dataset: str | None, overrides: list[str] | None = None,
-                 values: dict[str, Any] | None = None, config_file: str | None = None) -> RunOptions:
+                 values: dict[str, Any] | None = None,
+                 config_file: str | None = None) -> RunOptions:
     """The checked options for `problem` on `dataset` with the user's layers on top (see
     configs.loader.merge_config for the order of the layers)."""
     return RunOptions.parse(merge_config(problem, dataset, overrides, values, config_file))
@@ -148,6 +152,8 @@ def saved_options(recorded: dict) -> RunOptions:
 
 
 def override_options(options: RunOptions, values: dict[str, Any] | None = None,
-                     overrides: list[str] | None = None, config_file: str | None = None) -> RunOptions:
-    """`options` with more layers on top (settings changed on --resume or evaluate), checked again."""
+                     overrides: list[str] | None = None,
+                     config_file: str | None = None) -> RunOptions:
+    """`options` with more layers on top (settings changed on --resume or evaluate), checked
+    again."""
     return RunOptions.parse(merge_more(options.to_dict(), values, overrides, config_file))

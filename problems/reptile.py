@@ -13,6 +13,15 @@ from problems.adaptation import TaskAdaptation
 
 
 class ReptileInner(TaskAdaptation):
+    """Reptile's lower level: K first-order steps from detached θ; the outer loss is a
+    surrogate whose gradient is mean over tasks of (θ − φ).
+
+    Reference: Nichol et al. 2018, "On First-Order Meta-Learning Algorithms".
+
+    Example:
+        python run.py --problem reptile --dataset omniglot5w1s
+    """
+
     def adapt_meta_batch(self, episode):
         self.adapt_tasks(episode, detach=True, first_order=True)
         self.runner.detach()

@@ -23,7 +23,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def engine_strategy(device: str) -> str:
     """Betty's strategy for `device`: Betty picks CUDA whenever torch sees one, so make the
-    choice explicit. Under torchrun (WORLD_SIZE > 1) the run is data-parallel over the meta-batch."""
+    choice explicit. Under torchrun (WORLD_SIZE > 1) the run is data-parallel over the
+    meta-batch."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return "distributed"
     if device == "cuda" and not torch.cuda.is_available():
@@ -67,13 +68,14 @@ class System:
 
 def build_system(options, shape: TaskShape, theta: dict | None = None, *, seed: int | None = None,
                  strategy: str = "cpu", train_iters: int = 1) -> System:
-    """The problems `options` (problems.RunOptions) trains, initialised from `seed` (default: the config's), with the
-    backbone then set to `theta` when given. `strategy` is Betty's ("cpu" or "gpu");
-    `train_iters` only matters to callers that step the engine themselves."""
+    """The problems `options` (problems.RunOptions) trains, initialised from `seed` (default:
+    the config's), with the backbone then set to `theta` when given. `strategy` is Betty's
+    ("cpu" or "gpu"); `train_iters` only matters to callers that step the engine themselves."""
     torch.manual_seed(options.seed if seed is None else seed)
     problems, deps = build_problems(options, shape.input_shape, shape.task_kind, shape.output_dim)
     env = StaticEnv()
-    engine = Engine(problems=problems, config=EngineConfig(train_iters=train_iters, strategy=strategy),
+    engine = Engine(problems=problems,
+                    config=EngineConfig(train_iters=train_iters, strategy=strategy),
                     dependencies=deps, env=env)
     outer, inner = problems
     if theta is not None:

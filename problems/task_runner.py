@@ -16,10 +16,9 @@ import torch
 from torch import nn
 
 from hypergradient.utils import sum_present
-from inner_loop.executor import VMAP, choose_executor
-from inner_loop.learner import Learner, TaskStack
-from inner_loop.threads import TaskThreads, task_thread_count, thread_safe
-from optimizers.base import AdaptContext, OptimizerSpecError, declares
+from inner_loop import (VMAP, Learner, TaskStack, TaskThreads, choose_executor, task_thread_count,
+                        thread_safe)
+from optimizers import AdaptContext, OptimizerSpecError, declares
 
 #: (loss, accuracy or None) of adapted learners on query data: per task on a TaskStack.
 Objective = Callable[[Learner, torch.Tensor, torch.Tensor], tuple]
@@ -69,7 +68,8 @@ class TaskRunner:
         adapted = self.optimizer.adapt(model, x, y, steps)
         if adapted is None:
             name = type(self.optimizer).__name__
-            raise OptimizerSpecError(f"{name}.adapt returned None; it must return the adapted model "
+            raise OptimizerSpecError(f"{name}.adapt returned None; it must return the adapted "
+                                     "model "
                                      "(e.g. `return model` after updating it)")
         return adapted
 

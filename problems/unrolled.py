@@ -10,6 +10,19 @@ from problems.adaptation import TaskAdaptation
 
 
 class UnrolledInner(TaskAdaptation):
+    """The lower level of MAML and its unrolled variants: φ adapted from live θ.
+
+    Arguments (beside TaskAdaptation's):
+        first_order: stop the hypergradient at the adapted point (FOMAML).
+        checkpoint_steps: keep only φ between second-order steps.
+
+    Reference: Finn et al. 2017, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep
+    Networks".
+
+    Example:
+        python run.py --problem maml --dataset omniglot5w1s
+    """
+
     def __init__(self, *args, first_order: bool = False, checkpoint_steps: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.use_first_order = first_order

@@ -13,7 +13,8 @@ give more scripts and more varied renders; on Debian/Ubuntu e.g. `apt-get instal
 
 What counts as a letter (one class): a code point of category Lu, Ll or Lo whose Unicode name
 reads "<SCRIPT> ... LETTER|SYLLABLE|CHARACTER|IDEOGRAPH|SIGN ..." (the script words name the
-alphabet), at most --max-classes (default 100) per alphabet, a seeded random choice. Left out: code points with a decomposition (accented and compatibility forms),
+alphabet), at most --max-classes (default 100) per alphabet, a seeded random choice. Left out:
+code points with a decomposition (accented and compatibility forms),
 names with "WITH" (hooked, stroked, ... variants), lower-case letters whose capital exists (one
 class per letter, as Omniglot has no case), and letters whose clean render nearly equals one
 already kept in the same alphabet (--dedupe). A font covers a letter only when its cmap table
@@ -278,7 +279,8 @@ class Renderer:
         ink = self._raw(chr(cp))
         if ink is None:
             return None
-        if self.notdef is not None and ink.shape == self.notdef.shape and np.array_equal(ink, self.notdef):
+        if (self.notdef is not None and ink.shape == self.notdef.shape
+                and np.array_equal(ink, self.notdef)):
             return None
         return ink
 
@@ -419,7 +421,8 @@ def choose_letters(name, candidates, renderers, args, rng) -> tuple[list[Letter]
             continue
         clean = downsample(place(first, SIZE * SUPER)).ravel()
         clean = clean / (np.linalg.norm(clean) + 1e-8)
-        if kept and args.dedupe < 1.0 and float(np.max(signatures[:len(kept)] @ clean)) > args.dedupe:
+        if (kept and args.dedupe < 1.0
+                and float(np.max(signatures[:len(kept)] @ clean)) > args.dedupe):
             duplicates += 1
             continue
         if len(kept) == len(signatures):
@@ -511,7 +514,8 @@ def archive_path(out: Path) -> Path:
     if out.is_dir():
         out = out / "glyphs.npz"
     if out.suffix != ".npz":
-        raise BuildError(f"--out {out} must name a .npz file (the loader reads <data root>/glyphs/glyphs.npz)")
+        raise BuildError(f"--out {out} must name a .npz file "
+                         "(the loader reads <data root>/glyphs/glyphs.npz)")
     return out
 
 
@@ -542,7 +546,8 @@ def write_preview(path: Path, arrays: dict, per_alphabet: int = 16, rows: int = 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("data/glyphs/glyphs.npz"),
-                   help="archive to write (default data/glyphs/glyphs.npz, under the default data root)")
+                   help="archive to write (default data/glyphs/glyphs.npz, under the default "
+                        "data root)")
     p.add_argument("--fonts", type=Path, action="append",
                    help="a font file or folder to use instead of the system's (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seeds every random choice (default 0)")
@@ -582,7 +587,8 @@ def check_dependencies() -> None:
         from PIL import features
     except ImportError as err:
         raise BuildError(f"build_glyphs.py needs numpy and Pillow ({err}); install them with "
-                         f"`pip install numpy pillow`, or run it with the project's .venv/bin/python") from None
+                         f"`pip install numpy pillow`, or run it with the project's "
+                         f".venv/bin/python") from None
     if not features.check("freetype2"):
         raise BuildError("this Pillow was built without FreeType, so it cannot draw fonts; install "
                          "a Pillow wheel from PyPI (`pip install --force-reinstall pillow`)")

@@ -8,13 +8,15 @@ import pytest
 
 @pytest.fixture(scope="session")
 def shared_data_root() -> Path:
-    """The read-only shared datasets (real Omniglot subset, glyphs); never copied into the project."""
-    candidates = [os.environ.get("METALEARN_DATA_ROOT"), Path(__file__).resolve().parents[2] / "shared" / "datasets"]
+    """The read-only shared datasets (real Omniglot subset, glyphs); never copied into the
+    project."""
+    candidates = [os.environ.get("METALEARN_DATA_ROOT"),
+                  Path(__file__).resolve().parents[2] / "shared" / "datasets"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "omniglot-py").is_dir():
             return Path(candidate)
-    pytest.skip("shared datasets not found: set METALEARN_DATA_ROOT to a folder holding omniglot-py/ "
-                "(and glyphs/), or place them at ../shared/datasets beside the repo")
+    pytest.skip("shared datasets not found: set METALEARN_DATA_ROOT to a folder holding "
+                "omniglot-py/ (and glyphs/), or place them at ../shared/datasets beside the repo")
 
 
 @pytest.fixture

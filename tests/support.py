@@ -44,7 +44,8 @@ def train_losses(results) -> list[float]:
 def build_system(cfg: dict, input_shape=(1, 16, 16), ways: int = 3, task_kind="classification",
                  seed: int = 0):
     """(outer, inner) initialised by a plain Betty Engine, as training initialises them."""
-    system = problems.system.build_system(cfg, TaskShape(tuple(input_shape), task_kind, ways), seed=seed)
+    system = problems.system.build_system(cfg, TaskShape(tuple(input_shape), task_kind, ways),
+                                          seed=seed)
     return system.outer, system.inner
 
 
@@ -52,8 +53,11 @@ def random_episode(tasks=1, ways=3, shots=2, query=3, shape=(1, 16, 16), seed=0,
                    dtype=None) -> Episode:
     g = torch.Generator().manual_seed(seed)
     def images(n):
-        return torch.rand(tasks, n, *shape, generator=g, dtype=torch.float64).to(dtype or torch.get_default_dtype())
-    labels = lambda n: torch.arange(ways).repeat_interleave(n).repeat(tasks, 1)
+        return torch.rand(tasks, n, *shape, generator=g, dtype=torch.float64).to(
+            dtype or torch.get_default_dtype())
+
+    def labels(n):
+        return torch.arange(ways).repeat_interleave(n).repeat(tasks, 1)
     return Episode(images(ways * shots), labels(shots), images(ways * query), labels(query))
 
 

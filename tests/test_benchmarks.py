@@ -12,7 +12,8 @@ def test_flops_are_counted_exactly():
     a, b = torch.randn(64, 32), torch.randn(32, 16)
     assert count_flops(lambda: torch.mm(a, b)) == 2 * 64 * 32 * 16
     x, w = torch.randn(3, 4, 10, 10), torch.randn(5, 4, 3, 3)
-    assert count_flops(lambda: torch.nn.functional.conv2d(x, w, padding=1)) == 2 * 3 * 5 * 4 * 9 * 100
+    assert (count_flops(lambda: torch.nn.functional.conv2d(x, w, padding=1))
+            == 2 * 3 * 5 * 4 * 9 * 100)
 
 
 def test_thread_settings():
@@ -22,7 +23,8 @@ def test_thread_settings():
 
 
 def test_committed_results_render_every_table():
-    from benchmarks.table import evaluation_tables, memory_tables, profile_tables, read, speed_tables
+    from benchmarks.table import (evaluation_tables, memory_tables, profile_tables, read,
+                                  speed_tables)
     rows = read(ROOT / "benchmarks" / "results")
     text = "\n".join(speed_tables(rows) + evaluation_tables(rows) + memory_tables(rows)
                      + profile_tables(rows))
@@ -55,14 +57,17 @@ def test_time_to_accuracy_summary_against_the_anchor():
     from benchmarks.time_to_accuracy import ANCHOR, summarise
     ours = _curve((300, 300, 0.85), (900, 900, 0.92))
     anchor = _curve((300, 70, 0.80), (900, 210, 0.85))
-    table = summarise({"maml": ours, ANCHOR: anchor}, {"maml": 900.0, ANCHOR: 900.0}, budgets=(5, 15, 30))
+    table = summarise({"maml": ours, ANCHOR: anchor}, {"maml": 900.0, ANCHOR: 900.0},
+                      budgets=(5, 15, 30))
     at = table["maml"]["at_minutes"]
-    assert abs(at["5"]["minus_anchor"] - 0.05) < 1e-12 and abs(at["15"]["minus_anchor"] - 0.07) < 1e-12
+    assert (abs(at["5"]["minus_anchor"] - 0.05) < 1e-12
+            and abs(at["15"]["minus_anchor"] - 0.07) < 1e-12)
     assert at["30"]["mean"] is None                    # beyond both budgets: no number made up
     assert table["maml"]["speedup_to_anchor_final"] == 900 / 300  # reaches 85% three times sooner
 
 
-def test_time_to_accuracy_trains_and_validates_on_a_tiny_budget(shared_data_root, tmp_path, monkeypatch):
+def test_time_to_accuracy_trains_and_validates_on_a_tiny_budget(shared_data_root, tmp_path,
+                                                                monkeypatch):
     """Both paths (a preset through the project's engine, the anchor through learn2learn) train
     on the CPU clock and are validated at the marks; the JSON and the figure are written."""
     import json

@@ -23,7 +23,8 @@ def test_mistyped_value(capsys):
 
 
 def test_value_outside_choices(capsys):
-    fails(capsys, ["--dataset", "sinusoid", "--set", "inner.implicit.solver=lbfgs"], "cg", "neumann")
+    fails(capsys, ["--dataset", "sinusoid", "--set", "inner.implicit.solver=lbfgs"],
+          "cg", "neumann")
     fails(capsys, ["--dataset", "sinusoid", "--set", "inner.vectorize=sometimes"], "auto", "never")
 
 
@@ -33,7 +34,8 @@ def test_missing_mini_imagenet_names_the_file_and_fix(capsys, tmp_path):
 
 
 def test_unknown_inner_optimizer(capsys):
-    fails(capsys, ["--dataset", "sinusoid", "--inner-optimizer", "adamw"], "sgd", "module:ClassName")
+    fails(capsys, ["--dataset", "sinusoid", "--inner-optimizer", "adamw"],
+          "sgd", "module:ClassName")
 
 
 def test_inner_optimizer_module_that_does_not_exist(capsys):
@@ -51,7 +53,8 @@ def test_evaluate_corrupt_checkpoint(capsys, tmp_path):
 
 
 def test_diverging_loss_stops_with_the_iteration_and_what_to_lower(capsys, tmp_path):
-    err = fails(capsys, ["--dataset", "sinusoid", "--iterations", "50", "--out", str(tmp_path / "r"),
+    err = fails(capsys, ["--dataset", "sinusoid", "--iterations", "50",
+                         "--out", str(tmp_path / "r"),
                          "--set", "outer.lr=1.0", "--set", "eval.val_every=0",
                          "--set", "checkpoint_every=1"],
                 "iteration 2", "outer.lr", "last good checkpoint")

@@ -9,12 +9,13 @@ import run
 from compare import command
 from compare.gradients import prepare
 from compare.measure import backbone_gradient, build_at, cast_episode, default_dtype
-from compare.reference import ReferenceSettings, dense_implicit_gradient, exact_solve_config, rel_err
+from compare.reference import ReferenceSettings, dense_implicit_gradient, exact_solve_config
+from measures.errors import rel_err
 from engines.run_folder import RunFolderError
 from support import fails
 
-TINY = ["--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.implicit.lam=50", "--tasks", "2", "--repeats", "1",
-        "--ref-steps", "300", "--seed", "3"]
+TINY = ["--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.implicit.lam=50",
+        "--tasks", "2", "--repeats", "1", "--ref-steps", "300", "--seed", "3"]
 CG_ITERS = [1, 2, 5, 10, 20]
 
 
@@ -22,7 +23,8 @@ CG_ITERS = [1, 2, 5, 10, 20]
 def gradients_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
     argv = TINY + ["--problems", "maml,fomaml,imaml", "--inner-steps", "1,5",
-                   "--cg-iters", ",".join(map(str, CG_ITERS)), "--dtype", "float64", "--out", str(out)]
+                   "--cg-iters", ",".join(map(str, CG_ITERS)), "--dtype", "float64",
+                   "--out", str(out)]
     assert command.main(argv) == 0
     return out, json.loads((out / "compare.json").read_text())
 
@@ -74,7 +76,8 @@ def test_an_unreached_minimiser_is_not_called_a_reference(tmp_path, capsys):
     still measures each method against its own answer."""
     out = tmp_path / "c"
     argv = TINY + ["--problems", "maml,imaml", "--inner-steps", "2", "--cg-iters", "5",
-                   "--set", "model.activation=relu", "--ref-newton-tol", "1e-300", "--out", str(out)]
+                   "--set", "model.activation=relu", "--ref-newton-tol", "1e-300",
+                   "--out", str(out)]
     assert command.main(argv) == 0
     result = json.loads((out / "compare.json").read_text())
     reference = result["reference"]
@@ -109,7 +112,8 @@ def test_json_holds_every_field(gradients_run):
     for key in ("dataset", "seed", "tasks", "dtype", "device", "theta", "reference", "metrics",
                 "methods", "hardware", "command"):
         assert key in result, key
-    for key in ("description", "lam", "inner_grad_norm", "resolution", "exact", "why", "norm", "solver"):
+    for key in ("description", "lam", "inner_grad_norm", "resolution", "exact", "why", "norm",
+                "solver"):
         assert key in result["reference"], key
     assert len(result["methods"]) == 2 + 2 + 2 * len(CG_ITERS)
     for r in result["methods"]:
@@ -151,7 +155,8 @@ def test_out_of_range_flag_is_one_line_naming_flag_and_range(capsys, tmp_path, f
 def omniglot_checkpoint(tmp_path_factory, shared_data_root):
     """A CNN4 run on omniglot5w1s (two iterations of a hidden-4 model)."""
     out = tmp_path_factory.mktemp("omniglot-run")
-    assert run.main(["--problem", "maml", "--dataset", "omniglot5w1s", "--data-root", str(shared_data_root),
+    assert run.main(["--problem", "maml", "--dataset", "omniglot5w1s",
+                     "--data-root", str(shared_data_root),
                      "--iterations", "2", "--out", str(out / "r"), "--set", "model.hidden=4",
                      "--set", "eval.episodes=4", "--set", "eval.val_every=0",
                      "--set", "eval.val_episodes=4"]) == 0
@@ -284,9 +289,10 @@ def test_compare_checkpoint_restores_everything_the_outer_level_learned(tmp_path
     from problems.options import saved_options
     out = tmp_path / "msgd"
     assert run.main(["--problem", "metasgd", "--dataset", "sinusoid", "--iterations", "3",
-                     "--out", str(out), "--set", "eval.episodes=4", "--set", "eval.val_every=0"]) == 0
-    args = command.parser().parse_args(["--checkpoint", str(out / "last.pt"), "--problems", "metasgd",
-                                        "--tasks", "2"])
+                     "--out", str(out), "--set", "eval.episodes=4",
+                     "--set", "eval.val_every=0"]) == 0
+    args = command.parser().parse_args(["--checkpoint", str(out / "last.pt"),
+                                        "--problems", "metasgd", "--tasks", "2"])
     setup = prepare(args, ["metasgd"])
     assert setup.iteration == 3 and setup.optimizer_name == "metasgd" and setup.optimizer_state
     result, cfg, _ = run_method(setup, Method("metasgd", "unrolled", 5), torch.float64, 1, False)
@@ -296,7 +302,8 @@ def test_compare_checkpoint_restores_everything_the_outer_level_learned(tmp_path
                                 setup.shape)
         outer.module.load_state_dict({k: v.double() for k, v in state["model"].items()})
         lrs = [p.detach().clone() for p in inner.inner_optimizer.meta_parameters()]
-        expected = backbone_gradient(outer, inner, cast_episode(setup.episode, torch.float64, "cpu"),
+        expected = backbone_gradient(outer, inner,
+                                     cast_episode(setup.episode, torch.float64, "cpu"),
                                      iteration=3)
     assert rel_err(result.gradient, expected) < 1e-10
     assert any((lr - cfg.inner.lr).abs().max() > 1e-6 for lr in lrs)  # they were learned

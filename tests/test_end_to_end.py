@@ -42,7 +42,8 @@ def test_omniglot_subset_outer_loss_goes_down(tmp_path, shared_data_root, proble
     protocol = ["data.meta_batch=4", "data.train_query=15", "outer.lr=0.001"]
     results = train(tmp_path, problem, "omniglot5w1s", 30, "model.hidden=16",
                     "eval.log_every=1", "eval.val_every=15", "eval.val_episodes=8",
-                    "eval.episodes=8", "eval.steps=3", *protocol, *inner, data_root=shared_data_root)
+                    "eval.episodes=8", "eval.steps=3", *protocol, *inner,
+                    data_root=shared_data_root)
     losses = train_losses(results)
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < first, (first, last)

@@ -1,4 +1,5 @@
-"""Episode sampling: determinism from (seed, split, index), relabelling, and the Episode container."""
+"""Episode sampling: determinism from (seed, split, index), relabelling, and the Episode
+container."""
 
 import math
 
@@ -39,7 +40,9 @@ def assert_same(a: Episode, b: Episode):
 
 
 def test_generator_is_pure_function_of_seed_split_index():
-    draw = lambda *key: torch.rand(3, generator=task_generator(*key))
+    def draw(*key):
+        return torch.rand(3, generator=task_generator(*key))
+
     assert torch.equal(draw(0, "test", 7), draw(0, "test", 7))
     assert not torch.equal(draw(0, "test", 7), draw(1, "test", 7))
     assert not torch.equal(draw(0, "test", 7), draw(0, "validation", 7))
@@ -108,7 +111,7 @@ def test_labels_are_relabelled_and_sets_disjoint(ways, shots, query):
 def test_label_order_follows_the_draw_not_the_class_index():
     env = make_tagged_env(ways=5, shots=1, query=1)
     episode = env.episodes("train", 0, 20)
-    class_of_label = tags(episode.support_x)[0]          # [T, N]: support is class-major, label j at j
+    class_of_label = tags(episode.support_x)[0]  # [T, N]: support is class-major, label j at j
     assert torch.equal(episode.support_y, torch.arange(5).expand(20, 5))
     ordered = [bool((row[1:] > row[:-1]).all()) for row in class_of_label]
     assert not all(ordered), "labels must follow the random draw, not sorted class indices"
@@ -131,16 +134,20 @@ def test_episode_container():
 
 def test_env_reports_kind_shape_and_betty_hooks():
     env = make_tagged_env()
-    assert env.task_kind == "classification" and env.input_shape == (1, 4, 4) and env.output_dim == 5
-    env.configure_distributed_training({"strategy": "default", "world_size": 1, "rank": 0, "local_rank": 0})
+    assert (env.task_kind == "classification" and env.input_shape == (1, 4, 4)
+            and env.output_dim == 5)
+    env.configure_distributed_training({"strategy": "default", "world_size": 1, "rank": 0,
+                                        "local_rank": 0})
     env.configure_device("cpu")
     env.initialize()
     assert env.step().support_x.device.type == "cpu"
 
 
 def test_sinusoid_tasks():
-    env = make_env({"name": "sinusoid", "shots": 10, "query": 7, "meta_batch": 3, "ways": 5}, None, seed=0)
-    assert env.task_kind == "regression" and env.input_shape == (1,) and env.ways == 1 and env.output_dim == 1
+    env = make_env({"name": "sinusoid", "shots": 10, "query": 7, "meta_batch": 3, "ways": 5}, None,
+                   seed=0)
+    assert (env.task_kind == "regression" and env.input_shape == (1,) and env.ways == 1
+            and env.output_dim == 1)
     episode = env.step()
     assert episode.support_x.shape == episode.support_y.shape == (3, 10, 1)
     assert episode.query_x.shape == (3, 7, 1) and episode.query_y.dtype == torch.float32

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envs import DATASETS, ClassPool, ClassTaskSampler, DataError, MAMLEnv, make_env, resolve_data_root
+from envs import (DATASETS, ClassPool, ClassTaskSampler, DataError, MAMLEnv, make_env,
+                  resolve_data_root)
 from envs.sinusoid import SinusoidSampler
 
 
@@ -50,18 +51,23 @@ def test_unknown_and_missing_keys():
 def test_sampler_errors_are_raised_at_construction():
     images = np.zeros((3 * 4, 1, 2, 2), dtype=np.uint8)
     pool = ClassPool.from_arrays(images, np.repeat(np.arange(3), 4), ["a", "b", "c"],
-                                 origin="toy at /somewhere/toy.npz", fix_more_classes="use fewer ways")
+                                 origin="toy at /somewhere/toy.npz",
+                                 fix_more_classes="use fewer ways")
     sampler = {"train": ClassTaskSampler(pool)}
-    with pytest.raises(DataError, match=r"toy at /somewhere/toy.npz: 4-way .* found 3; use fewer ways"):
+    with pytest.raises(DataError,
+                       match=r"toy at /somewhere/toy.npz: 4-way .* found 3; use fewer ways"):
         MAMLEnv(sampler, ways=4, shots=1, query=1)
-    with pytest.raises(DataError, match=r"/somewhere/toy.npz: class 'a' .* 4 examples.* 2\+3 = 5 .*lower data"):
+    with pytest.raises(DataError, match=(r"/somewhere/toy.npz: class 'a' .* 4 examples.* "
+                                         r"2\+3 = 5 .*lower data")):
         MAMLEnv(sampler, ways=2, shots=2, query=3)
 
 
 def test_mixed_task_kinds_are_refused():
-    pool = ClassPool.from_arrays(np.zeros((4, 1, 2, 2), np.uint8), [0, 0, 1, 1], ["a", "b"], origin="toy")
+    pool = ClassPool.from_arrays(np.zeros((4, 1, 2, 2), np.uint8), [0, 0, 1, 1], ["a", "b"],
+                                 origin="toy")
     with pytest.raises(DataError, match="train_name"):
-        MAMLEnv({"train": ClassTaskSampler(pool), "test": SinusoidSampler()}, ways=2, shots=1, query=1)
+        MAMLEnv({"train": ClassTaskSampler(pool), "test": SinusoidSampler()}, ways=2, shots=1,
+                query=1)
 
 
 def test_data_error_is_always_one_line():

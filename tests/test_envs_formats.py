@@ -1,4 +1,5 @@
-"""Each on-disk format, written here in its exact layout, loaded through make_env; and its errors."""
+"""Each on-disk format, written here in its exact layout, loaded through make_env; and its
+errors."""
 
 import pickle
 import sys
@@ -31,7 +32,8 @@ def class_tags(x: torch.Tensor) -> torch.Tensor:
 
 def assert_labels_match_tags(episode):
     for t in range(len(episode)):
-        for xs, ys in ((episode.support_x[t], episode.support_y[t]), (episode.query_x[t], episode.query_y[t])):
+        for xs, ys in ((episode.support_x[t], episode.support_y[t]),
+                       (episode.query_x[t], episode.query_y[t])):
             tags = class_tags(xs)
             for label in ys.unique():
                 assert len(tags[ys == label].unique()) == 1
@@ -40,7 +42,8 @@ def assert_labels_match_tags(episode):
 # ---- mini-ImageNet: learn2learn's cache pickles -------------------------------------------------
 
 def write_mini_imagenet(root, n_classes=6, per_class=25, dtype=np.uint8):
-    """<root>/mini-imagenet-cache-<split>.pkl with {'image_data', 'class_dict'}; class rows interleaved."""
+    """<root>/mini-imagenet-cache-<split>.pkl with {'image_data', 'class_dict'}; class rows
+    interleaved."""
     for s, split in enumerate(SPLITS):
         n = n_classes * per_class
         order = np.random.default_rng(s).permutation(n)
@@ -56,7 +59,8 @@ def write_mini_imagenet(root, n_classes=6, per_class=25, dtype=np.uint8):
 
 
 def mini_env(root, **data):
-    return make_env({"name": "mini-imagenet", "ways": 5, "shots": 5, "query": 15, **data}, str(root), seed=0)
+    return make_env({"name": "mini-imagenet", "ways": 5, "shots": 5, "query": 15, **data},
+                    str(root), seed=0)
 
 
 def test_mini_imagenet_loads(tmp_path):
@@ -64,26 +68,31 @@ def test_mini_imagenet_loads(tmp_path):
     env = mini_env(tmp_path, meta_batch=2)
     assert env.input_shape == (3, 84, 84) and [len(env.pools[s].pool) for s in SPLITS] == [6, 6, 6]
     episode = env.step()
-    assert episode.support_x.shape == (2, 25, 3, 84, 84) and episode.query_x.shape == (2, 75, 3, 84, 84)
+    assert (episode.support_x.shape == (2, 25, 3, 84, 84)
+            and episode.query_x.shape == (2, 75, 3, 84, 84))
     assert episode.support_x.dtype == torch.float32 and float(episode.support_x.max()) <= 1.0
     torch.testing.assert_close(episode.query_x[0, 0, :, 5, 5], torch.tensor(CHANNEL_FILL) / 255.0)
     assert_labels_match_tags(episode)
-    assert set(class_tags(env.episodes("test", 0, 3).query_x).unique().tolist()) <= set(range(200, 206))
+    assert (set(class_tags(env.episodes("test", 0, 3).query_x).unique().tolist())
+            <= set(range(200, 206)))
 
 
 def test_mini_imagenet_missing_file(tmp_path):
     with pytest.raises(DataError) as excinfo:
         mini_env(tmp_path)
-    assert_data_error(excinfo, tmp_path / "mini-imagenet-cache-train.pkl", "download: true", "--data-root")
+    assert_data_error(excinfo, tmp_path / "mini-imagenet-cache-train.pkl", "download: true",
+                      "--data-root")
 
 
-@pytest.mark.parametrize("page", [b"<!DOCTYPE html><html><body>Google Drive", b"\n  <HTML><head>", b"\xef\xbb\xbf<html>"])
+@pytest.mark.parametrize("page", [b"<!DOCTYPE html><html><body>Google Drive", b"\n  <HTML><head>",
+                                  b"\xef\xbb\xbf<html>"])
 def test_mini_imagenet_html_page(tmp_path, page):
     write_mini_imagenet(tmp_path)
     (tmp_path / "mini-imagenet-cache-validation.pkl").write_bytes(page + b" quota exceeded\n" * 50)
     with pytest.raises(DataError) as excinfo:
         mini_env(tmp_path)
-    assert_data_error(excinfo, tmp_path / "mini-imagenet-cache-validation.pkl", "HTML page", "download again")
+    assert_data_error(excinfo, tmp_path / "mini-imagenet-cache-validation.pkl", "HTML page",
+                      "download again")
 
 
 @pytest.mark.parametrize("content", ["truncated", "garbage", "empty"])
@@ -91,7 +100,8 @@ def test_mini_imagenet_corrupt_pickle(tmp_path, content):
     write_mini_imagenet(tmp_path)
     path = tmp_path / "mini-imagenet-cache-test.pkl"
     data = path.read_bytes()
-    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": bytes(range(256)) * 4, "empty": b""}[content])
+    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": bytes(range(256)) * 4,
+                      "empty": b""}[content])
     with pytest.raises(DataError) as excinfo:
         mini_env(tmp_path)
     assert_data_error(excinfo, path, "download again")
@@ -101,7 +111,8 @@ def test_mini_imagenet_wrong_dtype_and_content(tmp_path):
     write_mini_imagenet(tmp_path, dtype=np.float32)
     with pytest.raises(DataError) as excinfo:
         mini_env(tmp_path)
-    assert_data_error(excinfo, tmp_path / "mini-imagenet-cache-train.pkl", "uint8", "float32", "download again")
+    assert_data_error(excinfo, tmp_path / "mini-imagenet-cache-train.pkl", "uint8", "float32",
+                      "download again")
     with open(tmp_path / "mini-imagenet-cache-train.pkl", "wb") as f:
         pickle.dump([1, 2, 3], f)
     with pytest.raises(DataError) as excinfo:
@@ -113,7 +124,8 @@ def test_too_few_classes_for_ways(tmp_path):
     write_mini_imagenet(tmp_path)
     with pytest.raises(DataError) as excinfo:
         mini_env(tmp_path, ways=7)
-    assert_data_error(excinfo, tmp_path / "mini-imagenet-cache-train.pkl", "7-way", "found 6", "fewer ways")
+    assert_data_error(excinfo, tmp_path / "mini-imagenet-cache-train.pkl", "7-way", "found 6",
+                      "fewer ways")
 
 
 def test_too_few_examples_for_shots_and_query(tmp_path):
@@ -141,7 +153,8 @@ def fake_learn2learn(monkeypatch, **classes):
 def test_mini_imagenet_download_that_saved_html(tmp_path, monkeypatch):
     class HtmlDownload:
         def __init__(self, root, mode, download):
-            (tmp_path / f"mini-imagenet-cache-{mode}.pkl").write_text("<!doctype html><title>Sign in</title>")
+            (tmp_path / f"mini-imagenet-cache-{mode}.pkl").write_text(
+                "<!doctype html><title>Sign in</title>")
             raise pickle.UnpicklingError("invalid load key, '<'.")
     fake_learn2learn(monkeypatch, MiniImagenet=HtmlDownload)
     with pytest.raises(DataError) as excinfo:
@@ -159,12 +172,14 @@ def test_mini_imagenet_download_then_load(tmp_path, monkeypatch):
                 write_mini_imagenet(tmp_path)
     fake_learn2learn(monkeypatch, MiniImagenet=GoodDownload)
     assert len(mini_env(tmp_path, download=True).pools["test"].pool) == 6
-    assert calls == ["train"]  # the other two files arrived with the first call, so no more downloads
+    # the other two files arrived with the first call, so no more downloads
+    assert calls == ["train"]
 
 
-# ---- CIFAR-FS: learn2learn's raw tree with split files, or its processed copy ---------------------
+# ---- CIFAR-FS: learn2learn's raw tree with split files, or its processed copy ------------------
 
-RAW_SPLITS = {"train": ["apple", "bear", "cloud", "dolphin"], "val": ["eagle", "fox"], "test": ["girl", "house", "lamp"]}
+RAW_SPLITS = {"train": ["apple", "bear", "cloud", "dolphin"], "val": ["eagle", "fox"],
+              "test": ["girl", "house", "lamp"]}
 
 
 def write_png_class(folder, code, n=6, size=32):
@@ -192,7 +207,8 @@ def write_cifar_fs_processed(root):
 
 
 def cifar_env(root, **data):
-    return make_env({"name": "cifar-fs", "ways": 2, "shots": 1, "query": 2, **data}, str(root), seed=0)
+    return make_env({"name": "cifar-fs", "ways": 2, "shots": 1, "query": 2, **data}, str(root),
+                    seed=0)
 
 
 def test_cifar_fs_raw_layout(tmp_path):
@@ -252,7 +268,7 @@ def test_cifar_fs_corrupt_image(tmp_path):
     assert_data_error(excinfo, bad, "not a readable image", "download again")
 
 
-# ---- Omniglot: torchvision's folder tree ----------------------------------------------------------
+# ---- Omniglot: torchvision's folder tree -------------------------------------------------------
 
 OMNIGLOT_TREE = {"images_background": {"Zulu": 2, "Alpha": 3, "Mu": 2, "Beta": 3},
                  "images_evaluation": {"Omega": 2}}
@@ -269,7 +285,8 @@ def write_omniglot(root, drawings=4):
                 for i in range(drawings):
                     pixels = np.full((105, 105), 255, dtype=np.uint8)
                     pixels[20:50, 40:65] = 0
-                    Image.fromarray(pixels).convert("1").save(folder / f"{code:04d}_{i + 1:02d}.png")
+                    Image.fromarray(pixels).convert("1").save(
+                        folder / f"{code:04d}_{i + 1:02d}.png")
                 code += 1
 
 
@@ -280,27 +297,33 @@ def test_omniglot_tree_loads_sorted_and_inverted(tmp_path):
     assert pool.names == sorted(pool.names[:10]) + sorted(pool.names[10:])
     assert pool.names[0] == "images_background/Alpha/character01" and pool.groups[-1] == "Omega"
     pixels = pool.images.float() / 255
-    assert float(pixels.mean()) < 0.5 and float(pixels[:, 0, 8, 12:15].min()) > 0.9  # strokes are ink = 1
+    # strokes are ink = 1
+    assert float(pixels.mean()) < 0.5 and float(pixels[:, 0, 8, 12:15].min()) > 0.9
 
 
 def test_omniglot_through_make_env(tmp_path):
     write_omniglot(tmp_path)
-    env = make_env({"name": "omniglot", "ways": 2, "shots": 1, "query": 3, "rotations": "none"}, str(tmp_path), 0)
-    assert sorted(sum((env.pools[s].pool.names for s in SPLITS), [])) == sorted(load_omniglot_pool(tmp_path).names)
+    env = make_env({"name": "omniglot", "ways": 2, "shots": 1, "query": 3, "rotations": "none"},
+                   str(tmp_path), 0)
+    assert (sorted(sum((env.pools[s].pool.names for s in SPLITS), []))
+            == sorted(load_omniglot_pool(tmp_path).names))
     assert env.step().support_x.shape == (4, 2, 1, 28, 28)
 
 
 def test_omniglot_alphabet_split_too_small_names_the_fix(tmp_path):
     write_omniglot(tmp_path)
     with pytest.raises(DataError) as excinfo:
-        make_env({"name": "omniglot", "ways": 4, "shots": 1, "query": 1, "rotations": "none"}, str(tmp_path), 0)
-    assert_data_error(excinfo, tmp_path / "omniglot-py", "4-way", "split_by: character", "fewer ways")
+        make_env({"name": "omniglot", "ways": 4, "shots": 1, "query": 1, "rotations": "none"},
+                 str(tmp_path), 0)
+    assert_data_error(excinfo, tmp_path / "omniglot-py", "4-way", "split_by: character",
+                      "fewer ways")
 
 
 def test_omniglot_missing(tmp_path):
     with pytest.raises(DataError) as excinfo:
         make_env({"name": "omniglot"}, str(tmp_path), 0)
-    assert_data_error(excinfo, tmp_path / "omniglot-py" / "images_background", "download", "--data-root")
+    assert_data_error(excinfo, tmp_path / "omniglot-py" / "images_background", "download",
+                      "--data-root")
 
 
 # ---- glyphs: one npz ---------------------------------------------------------------------------
@@ -311,8 +334,10 @@ def write_glyphs(root, n_classes=9, drawings=5, images=None):
         images = np.zeros((n_classes, drawings, 28, 28), dtype=np.uint8)
         images[:, :, 0, 0] = np.arange(n_classes)[:, None]
     n = len(images)
-    np.savez(root / "glyphs" / "glyphs.npz", images=images, alphabet=(np.arange(n) % 3).astype(np.int16),
-             alphabets=np.array(["Aa", "Bb", "Cc"]), codepoints=np.arange(0x41, 0x41 + n, dtype=np.int32))
+    np.savez(root / "glyphs" / "glyphs.npz", images=images,
+             alphabet=(np.arange(n) % 3).astype(np.int16),
+             alphabets=np.array(["Aa", "Bb", "Cc"]),
+             codepoints=np.arange(0x41, 0x41 + n, dtype=np.int32))
 
 
 def test_glyphs_npz_and_train_name(tmp_path):
@@ -331,7 +356,8 @@ def test_glyphs_wrong_shape(tmp_path):
     write_glyphs(tmp_path, images=np.zeros((9, 28, 28), dtype=np.uint8))
     with pytest.raises(DataError) as excinfo:
         make_env({"name": "glyphs"}, str(tmp_path), 0)
-    assert_data_error(excinfo, tmp_path / "glyphs" / "glyphs.npz", "(9, 28, 28)", "scripts/build_glyphs.py")
+    assert_data_error(excinfo, tmp_path / "glyphs" / "glyphs.npz", "(9, 28, 28)",
+                      "scripts/build_glyphs.py")
 
 
 def test_glyphs_corrupt_npz(tmp_path):

@@ -29,7 +29,8 @@ def test_make_env_episodes(shared_data_root):
     data = {"name": "omniglot", "ways": 5, "shots": 1, "query": 5, "meta_batch": 2}
     env = make_env(data, str(shared_data_root), seed=0)
     episode = env.step()
-    assert episode.support_x.shape == (2, 5, 1, 28, 28) and episode.query_x.shape == (2, 25, 1, 28, 28)
+    assert (episode.support_x.shape == (2, 5, 1, 28, 28)
+            and episode.query_x.shape == (2, 25, 1, 28, 28))
     assert 0.0 <= float(episode.query_x.min()) and float(episode.query_x.max()) <= 1.0
     assert float(episode.query_x.mean()) < 0.5
     groups = {s: set(env.pools[s].pool.groups) for s in ("train", "validation", "test")}
@@ -40,6 +41,7 @@ def test_make_env_episodes(shared_data_root):
 
 def test_alphabet_split_too_small_for_ways(shared_data_root):
     with pytest.raises(DataError) as excinfo:
-        make_env({"name": "omniglot", "ways": 100, "rotations": "none"}, str(shared_data_root), seed=0)
+        make_env({"name": "omniglot", "ways": 100, "rotations": "none"}, str(shared_data_root),
+                 seed=0)
     message = str(excinfo.value)
     assert "\n" not in message and "split_by: character" in message and "omniglot-py" in message

@@ -1,4 +1,5 @@
-"""Held-out class splits: disjoint, seeded, by alphabet or character, rotations kept inside a split."""
+"""Held-out class splits: disjoint, seeded, by alphabet or character, rotations kept inside a
+split."""
 
 import pytest
 import torch
@@ -53,7 +54,8 @@ def test_every_split_gets_at_least_one_key(n):
 
 @pytest.mark.parametrize("rotations", ["none", "train", "all"])
 def test_omniglot_alphabet_split_is_disjoint(omniglot_pool, rotations):
-    samplers = held_out_samplers(omniglot_pool, DataOptions("omniglot", rotations=rotations), "omniglot")
+    samplers = held_out_samplers(omniglot_pool, DataOptions("omniglot", rotations=rotations),
+                                 "omniglot")
     assert_disjoint(split_sets(samplers, "groups"))
     bases = {s: {base_name(n) for n in samplers[s].pool.names} for s in SPLITS}
     assert_disjoint(bases)
@@ -64,8 +66,10 @@ def test_omniglot_alphabet_split_is_disjoint(omniglot_pool, rotations):
 
 
 def test_omniglot_split_is_deterministic_and_seeded(omniglot_pool):
-    names = lambda seed: {s: p.pool.names for s, p in held_out_samplers(
-        omniglot_pool, DataOptions("omniglot", split_seed=seed), "omniglot").items()}
+    def names(seed):
+        return {s: p.pool.names for s, p in held_out_samplers(
+            omniglot_pool, DataOptions("omniglot", split_seed=seed), "omniglot").items()}
+
     assert names(0) == names(0)
     assert names(0) != names(5)
 
@@ -77,12 +81,14 @@ def test_character_split_is_disjoint_and_mixes_alphabets(omniglot_pool):
     assert_disjoint(bases)
     assert sum(len(b) for b in bases.values()) == len(omniglot_pool)
     groups = split_sets(samplers, "groups")
-    assert groups["train"] & groups["test"], "a character split should share alphabets across splits"
+    assert groups["train"] & groups["test"], ("a character split should share alphabets across "
+                                              "splits")
     assert abs(len(bases["train"]) / len(omniglot_pool) - 0.6) < 0.01
 
 
 def test_rotated_classes_are_rotated_copies(omniglot_pool):
-    samplers = held_out_samplers(omniglot_pool, DataOptions("omniglot", rotations="train"), "omniglot")
+    samplers = held_out_samplers(omniglot_pool, DataOptions("omniglot", rotations="train"),
+                                 "omniglot")
     pool = samplers["train"].pool
     n = len(pool) // 4
     assert pool.names[n] == pool.names[0] + "@rot90"

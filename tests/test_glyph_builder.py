@@ -16,8 +16,8 @@ from envs import make_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "build_glyphs.py"
-PREFERRED = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf",
-             "FreeSans.ttf")
+PREFERRED = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "NotoSans-Regular.ttf",
+             "LiberationSans-Regular.ttf", "FreeSans.ttf")
 TINY = ["--per-class", "4", "--max-alphabets", "3", "--max-classes", "5", "--min-classes", "3",
         "--no-preview"]
 
@@ -38,7 +38,8 @@ def fonts() -> list[Path]:
     """A few of the system's fonts (well-known families first), found as the builder finds them."""
     files, where = builder.font_files(None)
     if not files:
-        pytest.skip(f"this machine has no font files ({where}); the glyph builder needs at least one")
+        pytest.skip(f"this machine has no font files ({where}); "
+                    "the glyph builder needs at least one")
     return [f for f in files if f.name in PREFERRED][:3] or files[:4]
 
 
@@ -59,7 +60,8 @@ def test_tiny_pool_has_the_loader_format_and_real_letters(fonts, tmp_path):
     images, alphabet, names = arrays["images"], arrays["alphabet"], arrays["alphabets"]
     n = len(images)
     assert images.dtype == np.uint8 and images.shape[1:] == (4, 28, 28)
-    assert alphabet.shape == arrays["codepoints"].shape == (n,) and arrays["font_idx"].shape == (n, 4)
+    assert (alphabet.shape == arrays["codepoints"].shape == (n,)
+            and arrays["font_idx"].shape == (n, 4))
     assert 1 <= len(names) <= 3 and sorted(set(alphabet.tolist())) == list(range(len(names)))
     assert all(3 <= (alphabet == a).sum() <= 5 for a in range(len(names)))
     assert len(set(arrays["codepoints"].tolist())) == n
@@ -89,7 +91,8 @@ def test_loader_draws_episodes_from_the_built_pool(fonts, tmp_path):
                     "split_by": split_by, "meta_batch": 3}, str(tmp_path), 0)
     assert sum(len(env.pools[s].pool) for s in env.pools) == len(arrays["images"])
     episode = env.step()
-    assert episode.support_x.shape == (3, 2, 1, 28, 28) and episode.query_x.shape == (3, 4, 1, 28, 28)
+    assert (episode.support_x.shape == (3, 2, 1, 28, 28)
+            and episode.query_x.shape == (3, 4, 1, 28, 28))
     renders = torch.from_numpy(arrays["images"]).float().div(255).reshape(-1, 28 * 28)
     owner = torch.arange(len(arrays["images"])).repeat_interleave(arrays["images"].shape[1])
 
@@ -111,7 +114,8 @@ def test_coverage_is_the_cmap_and_notdef_is_not_a_letter(fonts):
     face = faces[0]
     renderer = builder.Renderer(face)
     covered = sorted(face.covered)
-    missing = [cp for cp in range(0x20, 0x30000) if builder.script_of(cp) and cp not in face.covered]
+    missing = [cp for cp in range(0x20, 0x30000)
+               if builder.script_of(cp) and cp not in face.covered]
     rng = np.random.default_rng(0)
     for cp in rng.choice(covered, size=min(60, len(covered)), replace=False).tolist():
         assert renderer.glyph(cp) is not None, hex(cp)

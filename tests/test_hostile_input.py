@@ -34,7 +34,7 @@ def files_of(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"}
 
 
-# ---- 1. a crafted checkpoint cannot run code ------------------------------------------------------
+# ---- 1. a crafted checkpoint cannot run code -----------------------------------------------------
 class Payload:
     """What an attacker pickles: unpickling it calls open(marker, "w")."""
 
@@ -148,7 +148,8 @@ def test_a_config_of_nested_aliases_is_refused_in_one_short_line(tmp_path, capsy
 
 def test_an_error_quotes_a_long_value_cut_short(capsys, tmp_path):
     long = "[" + ", ".join(["1"] * 5000) + "]"
-    line = fails(capsys, ["--dataset", "sinusoid", "--set", f"inner.lr={long}", "--out", str(tmp_path)],
+    line = fails(capsys, ["--dataset", "sinusoid", "--set", f"inner.lr={long}",
+                          "--out", str(tmp_path)],
                  "inner.lr", "characters")
     assert len(line) < 400
 
@@ -169,7 +170,8 @@ def wait_for(path: Path, child: subprocess.Popen, seconds: float = 120) -> None:
         time.sleep(0.2)
 
 
-def test_resume_while_the_run_trains_is_refused_and_a_killed_runs_lock_is_taken_over(tmp_path, capsys):
+def test_resume_while_the_run_trains_is_refused_and_a_killed_runs_lock_is_taken_over(tmp_path,
+                                                                                     capsys):
     out = tmp_path / "r"
     child = start_training(out, 100000)
     try:
@@ -214,7 +216,8 @@ def test_another_runs_checkpoint_copied_in_is_refused(tmp_path, capsys):
     shutil.copyfile(tmp_path / "mine" / "best.pt", tmp_path / "mine-best.pt")
     (mine / "last.pt").write_bytes(kept["last.pt"])
     shutil.copyfile(other / "best.pt", mine / "best.pt")
-    fails(capsys, ["--resume", str(mine), "--iterations", "12"], "belongs to another run", "best.pt")
+    fails(capsys, ["--resume", str(mine), "--iterations", "12"], "belongs to another run",
+          "best.pt")
 
 
 def test_the_end_of_a_run_never_tests_a_best_pt_another_run_wrote(tmp_path):
@@ -230,7 +233,8 @@ def test_the_end_of_a_run_never_tests_a_best_pt_another_run_wrote(tmp_path):
 
 
 # ---- 5, 6. --overwrite loses nothing until the new run trains ------------------------------------
-def test_overwrite_restores_the_old_run_when_the_new_one_fails_at_its_first_step(tmp_path, monkeypatch):
+def test_overwrite_restores_the_old_run_when_the_new_one_fails_at_its_first_step(tmp_path,
+                                                                                 monkeypatch):
     out = tmp_path / "r"
     assert run.main(sinusoid(out, 10)) == 0
     before = files_of(out)
@@ -244,12 +248,14 @@ def test_overwrite_restores_the_old_run_when_the_new_one_fails_at_its_first_step
     assert files_of(out) == before and not (out / ".replaced").exists()
 
 
-def test_a_backbone_that_does_not_fit_is_one_line_and_the_old_run_stays(tmp_path, capsys, shared_data_root):
+def test_a_backbone_that_does_not_fit_is_one_line_and_the_old_run_stays(tmp_path, capsys,
+                                                                        shared_data_root):
     out = tmp_path / "r"
     assert run.main(sinusoid(out, 10)) == 0
     before = files_of(out)
-    fails(capsys, ["--dataset", "omniglot5w1s", "--data-root", str(shared_data_root), "--out", str(out),
-                   "--overwrite", "--set", "model.backbone=mlp"], "model.backbone=mlp", "use model.backbone=cnn4")
+    fails(capsys, ["--dataset", "omniglot5w1s", "--data-root", str(shared_data_root),
+                   "--out", str(out), "--overwrite", "--set", "model.backbone=mlp"],
+          "model.backbone=mlp", "use model.backbone=cnn4")
     fails(capsys, sinusoid(out, 5, "--overwrite", "--set", "model.backbone=cnn4"),
           "model.backbone=cnn4", "use model.backbone=mlp")
     assert files_of(out) == before
@@ -269,11 +275,11 @@ def test_make_run_writes_a_folder_of_its_own():
     assert "--out runs/make-run " in recipe and "--overwrite" in recipe
 
 
-# ---- 7. a comparison never replaces another -------------------------------------------------------
+# ---- 7. a comparison never replaces another ------------------------------------------------------
 def test_a_second_compare_into_the_same_folder_is_refused(tmp_path, capsys):
-    argv = ["compare", "--dataset", "sinusoid", "--set", "model.hidden=8", "--set", "inner.implicit.lam=50",
-            "--tasks", "1", "--repeats", "1", "--ref-steps", "50", "--problems", "maml",
-            "--inner-steps", "1", "--no-memory", "--out", str(tmp_path)]
+    argv = ["compare", "--dataset", "sinusoid", "--set", "model.hidden=8",
+            "--set", "inner.implicit.lam=50", "--tasks", "1", "--repeats", "1", "--ref-steps", "50",
+            "--problems", "maml", "--inner-steps", "1", "--no-memory", "--out", str(tmp_path)]
     assert run.main(argv) == 0
     first = (tmp_path / "compare.json").read_bytes()
     capsys.readouterr()
@@ -368,8 +374,9 @@ def test_evaluate_cannot_change_the_class_split(tmp_path, capsys, setting):
 
 def test_evaluating_an_image_model_on_sinusoid_is_one_line(tmp_path, capsys, shared_data_root):
     out = tmp_path / "r"
-    assert run.main(["--dataset", "omniglot5w1s", "--data-root", str(shared_data_root), "--iterations",
-                     "1", "--out", str(out), "--set", "model.hidden=4", "--set", "data.meta_batch=2",
+    assert run.main(["--dataset", "omniglot5w1s", "--data-root", str(shared_data_root),
+                     "--iterations", "1", "--out", str(out), "--set", "model.hidden=4",
+                     "--set", "data.meta_batch=2",
                      "--set", "eval.episodes=2", "--set", "eval.val_episodes=2"]) == 0
     fails(capsys, ["evaluate", "--checkpoint", str(out / "best.pt"), "--dataset", "sinusoid"],
           "model.backbone=cnn4")

@@ -10,7 +10,7 @@ from torch import nn
 
 import hypergradient
 from hypergradient import LinearSolver
-from compare.reference import rel_err
+from measures.errors import rel_err
 from envs import Episode
 from optimizers import SGD
 from problems import ImplicitInner, MetaModel, Outer
@@ -76,7 +76,8 @@ def test_maml_meta_gradient_matches_finite_differences(float64):
     params = list(inner.backbone.parameters())
     direction = [torch.randn_like(p) for p in params]
     norm = flat(direction).norm()
-    direction = [d / norm for d in direction]  # unit length: a tiny step crosses no ReLU/max-pool kink
+    # unit length: a tiny step crosses no ReLU/max-pool kink
+    direction = [d / norm for d in direction]
 
     def meta_loss():
         inner.one_step_descent(episode)
@@ -112,7 +113,8 @@ def dense_implicit_gradient(inner, episode, lam):
             return dict(zip(names, (c.reshape(s) for c, s in zip(torch.split(v, sizes), shapes))))
 
         def support_loss(v):
-            logits = torch.func.functional_call(inner.backbone, unflatten(v), (episode.support_x[t],))
+            logits = torch.func.functional_call(inner.backbone, unflatten(v),
+                                                (episode.support_x[t],))
             return F.cross_entropy(logits, episode.support_y[t])
 
         def query_loss(v):
@@ -130,9 +132,9 @@ def dense_implicit_gradient(inner, episode, lam):
 @pytest.mark.parametrize("solver,iters", [("cg", 200), ("neumann", 400)])
 def test_imaml_matches_a_dense_solve(float64, solver, iters):
     lam = 30.0  # large enough that I + H/λ is positive definite on this non-convex net
-    cfg = tiny_cfg("imaml", **{"inner.implicit.lam": lam, "inner.steps": 5, "inner.implicit.solver": solver,
-                           "inner.implicit.iters": iters, "inner.implicit.tol": 1e-14,
-                           "inner.implicit.power_iters": 100})
+    cfg = tiny_cfg("imaml", **{"inner.implicit.lam": lam, "inner.steps": 5,
+                               "inner.implicit.solver": solver, "inner.implicit.iters": iters,
+                               "inner.implicit.tol": 1e-14, "inner.implicit.power_iters": 100})
     outer, inner = build_system(cfg)
     episode = random_episode(tasks=2)
     ours = flat(compute_meta_gradient(outer, inner, episode))
@@ -172,7 +174,8 @@ def test_implicit_hypergradient_equals_ridge_regression_closed_form(float64):
     backbone = LinearModel(dim)
     theta = backbone.weight.detach().clone().requires_grad_()
     # MSE inner loss is mean((Xw-y)²) = 2·(½‖Xw−y‖²/n): Hessian 2XᵀX/n
-    w_star = torch.linalg.solve(2 * X.T @ X / n + lam * torch.eye(dim), 2 * X.T @ y / n + lam * theta)
+    w_star = torch.linalg.solve(2 * X.T @ X / n + lam * torch.eye(dim),
+                                2 * X.T @ y / n + lam * theta)
     analytic = torch.autograd.grad(((Xq @ w_star - yq) ** 2).mean(), theta)[0]
 
     inner_opt = SGD(backbone, inner_lr=0.2)
@@ -180,7 +183,8 @@ def test_implicit_hypergradient_equals_ridge_regression_closed_form(float64):
     outer = Outer("outer", Config(retain_graph=True), MetaModel(backbone, inner_opt),
                   torch.optim.SGD(backbone.parameters(), lr=0.1))
     inner = ImplicitInner("inner", Config(type="imaml"), backbone, inner_opt, "regression",
-                          steps=5000, implicit=ImplicitOptions(lam=lam, solver="cg", iters=dim, tol=0.0))
+                          steps=5000,
+                          implicit=ImplicitOptions(lam=lam, solver="cg", iters=dim, tol=0.0))
     from betty.configs import EngineConfig
     from betty.engine import Engine
     hypergradient.register()  # built without build_problems, which would register it
@@ -254,16 +258,20 @@ def test_a_solver_added_by_one_registration_trains_and_compares(monkeypatch, tmp
     assert rel_err(flat(toy), flat(cg)) < 1e-8
     # it trains by name ...
     out = tmp_path / "train"
-    assert run.main(["--problem", "imaml", "--dataset", "sinusoid", "--iterations", "3", "--out", str(out),
+    assert run.main(["--problem", "imaml", "--dataset", "sinusoid", "--iterations", "3",
+                     "--out", str(out),
                      "--set", "inner.implicit.solver=richardson", "--set", "eval.episodes=4",
                      "--set", "eval.val_episodes=4", "--set", "model.hidden=8"]) == 0
-    assert json.loads((out / "results.json").read_text())["config"]["inner"]["implicit"]["solver"] == "richardson"
+    assert (json.loads((out / "results.json").read_text())["config"]["inner"]["implicit"]["solver"]
+            == "richardson")
     # ... and compare sweeps it with its own flag
     out = tmp_path / "compare"
     assert run.main(["compare", "--dataset", "sinusoid", "--set", "model.hidden=8", "--set",
-                     "inner.implicit.lam=50", "--set", "inner.implicit.solver=richardson", "--tasks", "2",
-                     "--repeats", "1", "--ref-steps", "300", "--problems", "imaml", "--inner-steps", "5",
+                     "inner.implicit.lam=50", "--set", "inner.implicit.solver=richardson",
+                     "--tasks", "2", "--repeats", "1", "--ref-steps", "300", "--problems", "imaml",
+                     "--inner-steps", "5",
                      "--richardson-iters", "1,20", "--no-memory", "--out", str(out)]) == 0
     rows = json.loads((out / "compare.json").read_text())["methods"]
-    assert [(r["solver"], r["solver_iters"]) for r in rows] == [("richardson", 1), ("richardson", 20)]
+    assert ([(r["solver"], r["solver_iters"]) for r in rows]
+            == [("richardson", 1), ("richardson", 20)])
     assert rows[1]["own_err"] < rows[0]["own_err"]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import run
-from compare.reference import rel_err
+from measures.errors import rel_err
 from optimizers import ANIL
 from optimizers.mamlpp import multi_step_weights
 from problems.factory import ProblemConfigError
@@ -155,7 +155,8 @@ def test_mamlpp_learned_rates_get_gradients_and_stay_positive(float64):
     n = len(list(inner.backbone.parameters()))
     for iteration in (0, 10):
         at_iteration(inner, iteration)
-        rates = dict(zip(inner.inner_optimizer.lrs, compute_meta_gradient(outer, inner, random_episode())[n:]))
+        rates = dict(zip(inner.inner_optimizer.lrs,
+                         compute_meta_gradient(outer, inner, random_episode())[n:]))
         assert all(r.shape == (3,) for r in rates.values())
         assert rates["head__weight"].abs().min() > 0  # every step's rate of the head learns
         assert rates["blocks__0__conv__weight"].abs().max() > 0
@@ -163,7 +164,8 @@ def test_mamlpp_learned_rates_get_gradients_and_stay_positive(float64):
     with torch.no_grad():
         optimizer.lrs["head__weight"][1] = -1.0
     assert float(optimizer.step_size("head.weight", 1).detach()) == optimizer.min_lr
-    assert float(optimizer.step_size("head.weight", 7).detach()) == pytest.approx(0.1)  # last step's rate
+    # last step's rate
+    assert float(optimizer.step_size("head.weight", 7).detach()) == pytest.approx(0.1)
 
 
 def test_mamlpp_learned_rates_can_be_switched_off():
@@ -237,7 +239,8 @@ def test_reptile_direction_is_theta_minus_phi(float64):
     expected = [sum(d) / 2 for d in zip(*directions)]
     assert flat(expected).norm() > 1e-3
     assert rel_err(ours, expected) < 1e-10
-    assert float(stats["loss"].detach()) == pytest.approx(sum(query) / 2, rel=1e-10)  # logged: query loss
+    # logged: query loss
+    assert float(stats["loss"].detach()) == pytest.approx(sum(query) / 2, rel=1e-10)
 
 
 # ---- which lower levels each optimizer accepts --------------------------------------------
@@ -287,10 +290,57 @@ def test_custom_optimizer_matches_a_hand_written_momentum_unroll(float64):
                                     list(phi.values()), create_graph=True)
         velocity = {k: 0.9 * velocity[k] + g for k, g in zip(phi, grads)}
         phi = {k: phi[k] - 0.1 * velocity[k] for k in phi}
-    expected = torch.autograd.grad(loss(phi, episode.query_x[0], episode.query_y[0]), list(theta.values()))
+    expected = torch.autograd.grad(loss(phi, episode.query_x[0], episode.query_y[0]),
+                                   list(theta.values()))
     assert rel_err(ours, expected) < 1e-10
     sgd = compute_meta_gradient(*build_system(tiny_cfg("maml")), episode)
     assert rel_err(ours, sgd) > 1e-3
+
+
+BARE_INTERFACE = '''
+import torch
+from torch import nn
+
+
+class PlainSGD(nn.Module):
+    """Written to exactly the interface, nothing imported from the project: one task, no
+    keywords, second order always."""
+
+    def __init__(self, model, inner_lr):
+        super().__init__()
+        self.inner_lr = inner_lr
+
+    def adapt(self, model, support_x, support_y, n_steps):
+        for _ in range(n_steps):
+            names = list(model.params)
+            grads = torch.autograd.grad(model.loss(support_x, support_y),
+                                        [model.params[k] for k in names], create_graph=True)
+            model = model.with_params({k: model.params[k] - self.inner_lr * g
+                                       for k, g in zip(names, grads)})
+        return model
+
+    def meta_parameters(self):
+        return []
+'''
+
+
+def test_a_class_written_to_exactly_the_interface_trains_unchanged(tmp_path, monkeypatch,
+                                                                    float64):
+    """Not a subclass of InnerLoopOptimizer, no keyword arguments, one task at a time: it
+    trains by package.module:ClassName, and its meta-gradient is MAML's."""
+    (tmp_path / "bare_interface_opt.py").write_text(BARE_INTERFACE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    episode = random_episode()
+    spec = "bare_interface_opt:PlainSGD"
+    ours = compute_meta_gradient(*build_system(tiny_cfg("maml", **{"inner.optimizer": spec})),
+                                 episode)
+    maml = compute_meta_gradient(*build_system(tiny_cfg("maml")), episode)
+    assert rel_err(ours, maml) < 1e-10
+    out = tmp_path / "bare"
+    assert run.main(["--problem", "maml", "--dataset", "sinusoid", "--iterations", "3", "--out",
+                     str(out), "--inner-optimizer", spec, "--set", "eval.val_every=0",
+                     "--set", "eval.episodes=4"]) == 0
+    assert (out / "results.json").is_file()
 
 
 @pytest.mark.parametrize("spec,needle", [
@@ -323,7 +373,8 @@ def test_a_new_optimizer_registers_itself_by_name(tmp_path):
     assert resolve_optimizer("signsgd-test") is SignSGD and OPTIMIZERS["signsgd-test"] is SignSGD
     assert {"sgd", "metasgd", "anil", "mamlpp"} <= set(OPTIMIZERS)
     out = tmp_path / "r"
-    assert run.main(["--dataset", "sinusoid", "--inner-optimizer", "signsgd-test", "--iterations", "3",
+    assert run.main(["--dataset", "sinusoid", "--inner-optimizer", "signsgd-test",
+                     "--iterations", "3",
                      "--out", str(out), "--set", "eval.episodes=4", "--set", "eval.val_episodes=4",
                      "--set", "inner.steps=2"]) == 0
     assert (out / "results.json").is_file()

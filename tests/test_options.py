@@ -41,7 +41,8 @@ def test_options_round_trip_the_merged_config():
     options = load_options("mamlpp", "omniglot5w1s", ["inner.lr=0.2"])
     assert options.to_dict() == merged
     assert RunOptions.parse(options.to_dict()) == options
-    assert options.inner.lr == 0.2 and options.inner.mamlpp.msl_iters == merged["inner"]["mamlpp"]["msl_iters"]
+    assert (options.inner.lr == 0.2
+            and options.inner.mamlpp.msl_iters == merged["inner"]["mamlpp"]["msl_iters"])
 
 
 @pytest.mark.parametrize("setting,needles", [

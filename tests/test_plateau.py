@@ -12,21 +12,22 @@ from benchmarks import plateau, results_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = """
+TINY = ("""
 seed: 1
 common: [eval.episodes=8, inner.task_threads=1]
 settings:
   sinusoid-k5:
     dataset: sinusoid
     iterations: 6
-    set: [data.shots=5, data.query=5, eval.steps=1, eval.val_every=3, eval.val_episodes=4, data.meta_batch=2]
+    set: [data.shots=5, data.query=5, eval.steps=1, eval.val_every=3, eval.val_episodes=4, """
+        """data.meta_batch=2]
     also_steps: [2]
     problems:
       maml: [inner.steps=1]
       reptile: {iterations: 4, set: [inner.steps=2]}
 published:
   maml: {source: "cited.", one_step: {5: "1.13 ± 0.18"}}
-"""
+""")
 
 
 def train_tiny(tmp_path: Path, name: str) -> dict:
@@ -68,7 +69,8 @@ def test_a_cut_off_run_is_resumed_and_a_new_one_started(tmp_path):
 
 def test_tiny_plan_trains_tests_and_renders(tmp_path):
     first = train_tiny(tmp_path, "a")
-    assert first["missing"] == [] and [r["problem"] for r in first["records"]] == ["maml", "reptile"]
+    assert (first["missing"] == []
+            and [r["problem"] for r in first["records"]] == ["maml", "reptile"])
     maml = first["records"][0]
     assert maml["iterations"] == 6 and maml["stopped"] == "iterations" and maml["shots"] == 5
     assert maml["also"]["2"]["steps"] == 2 and maml["test"]["steps"] == 1
@@ -97,8 +99,9 @@ def test_two_trainings_of_the_same_plan_give_the_same_table(tmp_path):
 
 
 def test_classification_table_and_goals_from_records():
-    record = {"setting": "omniglot5w1s", "problem": "maml", "iterations": 500, "train_seconds": 480.0,
-              "stopped": "iterations", "also": {}, "best_validation": {"mean": 0.7, "iteration": 400, "seconds": 390.0},
+    record = {"setting": "omniglot5w1s", "problem": "maml", "iterations": 500,
+              "train_seconds": 480.0, "stopped": "iterations", "also": {},
+              "best_validation": {"mean": 0.7, "iteration": 400, "seconds": 390.0},
               "test": {"metric": "accuracy", "mean": 0.75, "ci95": 0.01, "diverged": 0}}
     table = results_section.classification_table([record])
     assert "75.0% ± 1.0%" in table and "70.0% @ 400 (6.5 min)" in table and "8.0" in table
@@ -113,9 +116,12 @@ def test_committed_results_render_and_match_the_readme():
     assert "](results.png)" in text and "](../benchmarks/plateau.yaml)" in text  # links from docs/
     assert text in (ROOT / "docs" / "results.md").read_text()  # the page shows what the records say
     summary = results_section.summary(results)
-    assert summary.startswith(results_section.SUMMARY_START) and summary.endswith(results_section.SUMMARY_END)
-    assert "omniglot5w1s" in summary and "omniglot20w1s" in summary and "](docs/results.md)" in summary
-    assert summary in (ROOT / "README.md").read_text()  # and the README's summary is rendered, not typed
+    assert (summary.startswith(results_section.SUMMARY_START)
+            and summary.endswith(results_section.SUMMARY_END))
+    assert ("omniglot5w1s" in summary and "omniglot20w1s" in summary
+            and "](docs/results.md)" in summary)
+    # and the README's summary is rendered, not typed
+    assert summary in (ROOT / "README.md").read_text()
 
 
 def test_committed_comparison_renders_into_its_page():
@@ -126,27 +132,32 @@ def test_committed_comparison_renders_into_its_page():
 
 
 def test_summary_lists_each_classification_setting_and_time_to_accuracy():
-    record = {"setting": "omniglot5w1s", "dataset": "omniglot5w1s", "problem": "maml", "iterations": 500,
-              "stopped": "patience", "test": {"metric": "accuracy", "mean": 0.75, "ci95": 0.01, "diverged": 0,
-                                              "episodes": 600, "steps": 10}}
+    record = {"setting": "omniglot5w1s", "dataset": "omniglot5w1s", "problem": "maml",
+              "iterations": 500, "stopped": "patience",
+              "test": {"metric": "accuracy", "mean": 0.75, "ci95": 0.01, "diverged": 0,
+                       "episodes": 600, "steps": 10}}
     sinusoid = {**record, "setting": "sinusoid-k10", "dataset": "sinusoid"}
     at = lambda mean, margin: {"mean": mean, "ci95": 0.01, "iteration": 1, "minus_anchor": margin}  # noqa: E731
     tta = {"dataset": "omniglot5w1s", "summary": {
         "maml": {"at_minutes": {str(m): at(0.6, 0.05) for m in (5, 15, 30, 60)}},
-        "l2l-maml": {"at_minutes": {**{str(m): at(0.55, None) for m in (5, 15, 30)}, "60": at(None, None)}}}}
+        "l2l-maml": {"at_minutes": {**{str(m): at(0.55, None) for m in (5, 15, 30)},
+                                    "60": at(None, None)}}}}
     text = results_section.summary({"records": [sinusoid, record], "plan": {"seed": 0}}, tta)
     assert "| maml | 75.0% ± 1.0% | 500 | patience |" in text and "sinusoid-k10" not in text
     assert "| maml | 60.0% (+5.0) | 60.0% (+5.0) | 60.0% (+5.0) | 60.0% (+5.0) |" in text
     assert "| l2l-maml (anchor) | 55.0% | 55.0% | 55.0% | - |" in text
-    assert "Time to accuracy" not in results_section.summary({"records": [record], "plan": {}}, None)
+    assert "Time to accuracy" not in results_section.summary({"records": [record], "plan": {}},
+                                                             None)
 
 
 def test_main_writes_the_readme_summary_and_both_pages(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "compare.json").write_text((ROOT / "docs" / "compare.json").read_text())
-    (docs / "results.md").write_text("# Results\n\nkept\n\n<!-- results:start -->\nold\n<!-- results:end -->\n")
-    (tmp_path / "README.md").write_text("intro\n<!-- summary:start -->\nold\n<!-- summary:end -->\nend\n")
+    (docs / "results.md").write_text("# Results\n\nkept\n\n"
+                                     "<!-- results:start -->\nold\n<!-- results:end -->\n")
+    (tmp_path / "README.md").write_text("intro\n<!-- summary:start -->\nold\n"
+                                        "<!-- summary:end -->\nend\n")
     assert results_section.main(["--readme", str(tmp_path / "README.md"), "--docs", str(docs)]) == 0
     results = json.loads((ROOT / "docs" / "results.json").read_text())
     page = (docs / "results.md").read_text()
@@ -177,7 +188,8 @@ def test_a_second_plan_leaves_the_committed_records_and_readme_alone(tmp_path, m
     assert (ROOT / "docs" / "results.json").read_bytes() == committed
     assert (ROOT / "README.md").read_bytes() == readme
     assert (ROOT / "docs" / "results.md").read_bytes() == page
-    assert plateau.main(["--plan", str(plan), "--collect", "--json", str(ROOT / "docs" / "results.json")]) == 2
+    assert plateau.main(["--plan", str(plan), "--collect",
+                         "--json", str(ROOT / "docs" / "results.json")]) == 2
     assert (ROOT / "docs" / "results.json").read_bytes() == committed
 
 
@@ -191,7 +203,7 @@ def test_a_finished_run_whose_plan_entry_changed_is_refused(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "REFUSED sinusoid-k5/maml" in out and "iterations: 6 -> 8" in out
     again = json.loads(target.read_text())
-    assert "sinusoid-k5/maml" in again["missing"]                      # not recorded as the new plan's
+    assert "sinusoid-k5/maml" in again["missing"]  # not recorded as the new plan's
     assert [r["problem"] for r in again["records"]] == ["reptile"]
     assert first["records"][0]["iterations"] == 6
 
@@ -200,7 +212,8 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
     seed, runs = plateau.load_plan(write_plan(tmp_path))
     folder = runs[0].folder(tmp_path / "a")
     folder.mkdir(parents=True)
-    (folder / "log.csv").write_text("iteration,split\n1,train\n")      # what a kill at iteration 1 leaves
+    # what a kill at iteration 1 leaves
+    (folder / "log.csv").write_text("iteration,split\n1,train\n")
     assert "--overwrite" in runs[0].train_command(tmp_path / "a", seed, None)
     first = train_tiny(tmp_path, "a")
     assert first["missing"] == [] and first["records"][0]["iterations"] == 6
@@ -209,7 +222,8 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
 def test_a_relative_out_from_another_folder_collects_its_runs(tmp_path, monkeypatch):
     plan = write_plan(tmp_path)
     monkeypatch.chdir(tmp_path)
-    assert plateau.main(["--plan", str(plan), "--out", "rel", "--json", "rel.json", "--jobs", "1"]) == 0
+    assert plateau.main(["--plan", str(plan), "--out", "rel", "--json", "rel.json",
+                         "--jobs", "1"]) == 0
     assert len(json.loads((tmp_path / "rel.json").read_text())["records"]) == 2
     assert (tmp_path / "rel" / "sinusoid-k5" / "maml" / "results.json").exists()
 
@@ -231,7 +245,8 @@ def test_a_bad_plan_is_one_line_before_anything_runs(tmp_path, capsys, text, arg
     assert not (tmp_path / "o").exists() and not (tmp_path / "x").exists()
 
 
-def test_ctrl_c_stops_the_plan_without_a_traceback_and_starts_nothing_more(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_stops_the_plan_without_a_traceback_and_starts_nothing_more(tmp_path, capsys,
+                                                                           monkeypatch):
     import os
     import signal
     started = []

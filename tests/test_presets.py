@@ -35,8 +35,8 @@ def global_default() -> int:
 
 
 def iterations_line(preset: str) -> str:
-    lines = [l for l in (PRESETS / f"{preset}.yaml").read_text().splitlines()
-             if l.startswith("iterations:")]
+    lines = [line for line in (PRESETS / f"{preset}.yaml").read_text().splitlines()
+             if line.startswith("iterations:")]
     assert len(lines) == 1, f"{preset}.yaml must set iterations exactly once at the top level"
     return lines[0]
 
@@ -62,18 +62,19 @@ def test_iterations_line_cites_its_source(preset):
     value, sep, comment = line.partition("#")
     assert sep, f"{preset}.yaml: the iterations line needs a comment citing the paper"
     assert int(value.split(":", 1)[1]) == BUDGETS[preset]
-    assert CITATION.search(comment), f"{preset}.yaml: no citation (Author et al. YEAR) in {comment!r}"
+    assert CITATION.search(comment), (f"{preset}.yaml: no citation (Author et al. YEAR) "
+                                      f"in {comment!r}")
 
 
 def test_make_run_passes_iterations_explicitly():
     lines = (ROOT / "Makefile").read_text().splitlines()
-    start = next(i for i, l in enumerate(lines) if re.match(r"run\s*:", l))
+    start = next(i for i, line in enumerate(lines) if re.match(r"run\s*:", line))
     recipe = []
     for line in lines[start + 1:]:
         if not line.startswith("\t"):
             break
         recipe.append(line)
-    commands = [l for l in recipe if "run.py" in l]
+    commands = [line for line in recipe if "run.py" in line]
     assert commands, "the run target must call run.py"
     assert all(re.search(r"--iterations[ =]\d+", c) for c in commands), commands
 

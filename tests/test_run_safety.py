@@ -100,11 +100,14 @@ def test_problem_and_dataset_in_a_config_file_or_set_are_honoured(tmp_path):
 
 
 # ---- evaluate reproduces the run's own protocol ----------------------------------------------
-def test_evaluate_reproduces_the_runs_own_test_protocol(tmp_path, capsys, monkeypatch, shared_data_root):
+def test_evaluate_reproduces_the_runs_own_test_protocol(tmp_path, capsys, monkeypatch,
+                                                        shared_data_root):
     out = tmp_path / "r"
-    assert run.main(["--problem", "maml", "--dataset", "omniglot5w1s", "--data-root", str(shared_data_root),
+    assert run.main(["--problem", "maml", "--dataset", "omniglot5w1s",
+                     "--data-root", str(shared_data_root),
                      "--iterations", "2", "--out", str(out), "--set", "model.hidden=4",
-                     "--set", "data.query=3", "--set", "data.split_seed=5", "--set", "eval.episodes=12",
+                     "--set", "data.query=3", "--set", "data.split_seed=5",
+                     "--set", "eval.episodes=12",
                      "--set", "eval.steps=2", "--set", "eval.val_every=0"]) == 0
     test = results(out)["test"]
     capsys.readouterr()
@@ -112,7 +115,8 @@ def test_evaluate_reproduces_the_runs_own_test_protocol(tmp_path, capsys, monkey
     monkeypatch.chdir(tmp_path)
     assert run.main(["evaluate", "--checkpoint", str(out / "last.pt")]) == 0
     shown = capsys.readouterr().out
-    assert "3 queries per class" in shown and "split seed 5" in shown and str(shared_data_root.resolve()) in shown
+    assert ("3 queries per class" in shown and "split seed 5" in shown
+            and str(shared_data_root.resolve()) in shown)
     assert "12 episodes x 2 steps" in shown
     assert format_metric(test["mean"], test["ci95"], "accuracy") in shown, (shown, test)
 
@@ -156,7 +160,8 @@ def test_resume_honours_and_records_budget_evaluation_and_data_root(tmp_path, ca
     assert "iterations 10 -> 15" in capsys.readouterr().out
     state = checkpoint.load_checkpoint(out / "last.pt")
     assert state["iteration"] == 15 and state["config"]["iterations"] == 15
-    assert state["config"]["eval"]["episodes"] == 6 and state["config"]["data_root"] == str(tmp_path)
+    assert (state["config"]["eval"]["episodes"] == 6
+            and state["config"]["data_root"] == str(tmp_path))
     assert state["resumes"][0]["iteration"] == 10
     assert state["resumes"][0]["changed"]["iterations"] == [10, 15]
     assert results(out)["test"]["episodes"] == 6

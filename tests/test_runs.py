@@ -17,8 +17,9 @@ from engines.evaluation import Summary, divergence_hint
 from engines.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
-SINUSOID = ["--problem", "maml", "--dataset", "sinusoid", "--seed", "3", "--set", "eval.episodes=20",
-            "--set", "eval.val_episodes=10", "--set", "eval.val_every=20", "--set", "eval.log_every=5"]
+SINUSOID = ["--problem", "maml", "--dataset", "sinusoid", "--seed", "3",
+            "--set", "eval.episodes=20", "--set", "eval.val_episodes=10",
+            "--set", "eval.val_every=20", "--set", "eval.log_every=5"]
 
 
 # One thread in every process: CPU results are bitwise reproducible only at equal thread counts.
@@ -28,7 +29,8 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 def launch(out, iterations, *extra):
     return subprocess.Popen([sys.executable, "run.py", *SINUSOID, "--iterations", str(iterations),
                              "--out", str(out), "--set", "checkpoint_every=10", *extra],
-                            cwd=ROOT, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=ROOT, env=ONE_THREAD, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
 
 
 def model_of(path):
@@ -58,7 +60,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert f"at iteration {stopped_at}" in resumed.stdout
     a, b = model_of(tmp_path / "straight" / "last.pt"), model_of(last)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert model_of(tmp_path / "straight" / "best.pt").keys() == model_of(tmp_path / "killed" / "best.pt").keys()
+    assert (model_of(tmp_path / "straight" / "best.pt").keys()
+            == model_of(tmp_path / "killed" / "best.pt").keys())
 
 
 def short_run(tmp_path, name="r", *extra):
@@ -137,7 +140,8 @@ def test_progress_bar_shows_loss_accuracy_rate_and_eta():
 
 
 def test_divergence_in_evaluation_names_the_count_and_the_fix():
-    summary = Summary("validation", "mse", float("nan"), float("nan"), 20, 10, float("nan"), diverged=3)
+    summary = Summary("validation", "mse", float("nan"), float("nan"), 20, 10, float("nan"),
+                      diverged=3)
     hint = divergence_hint(summary, inner_lr=0.5)
     assert "3 of 20 validation episodes" in hint and "inner.lr (now 0.5)" in hint
     assert divergence_hint(Summary("test", "mse", 1.0, 0.1, 20, 10, 1.0), 0.5) == ""

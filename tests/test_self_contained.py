@@ -33,7 +33,8 @@ def test_the_design_page_and_the_glyph_builder_are_shipped():
     assert (ROOT / "docs" / "DESIGN.md").stat().st_size > 2000
     assert (ROOT / "scripts" / "build_glyphs.py").is_file()
     # the README, or a page it links to in docs/, says how to get the data without ../shared
-    readme = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    readme = "\n".join(p.read_text()
+                       for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     assert "scripts/build_glyphs.py" in readme and "data.download=true" in readme
 
 

@@ -86,7 +86,8 @@ def test_neumann_converges_with_power_iteration_step_size():
     b = torch.randn(30, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
     exact = torch.linalg.solve(A, b)
     parts = list(torch.split(b, (10, 20)))
-    alpha = safe_neumann_alpha(matvec_of(A), parts, iters=50, generator=torch.Generator().manual_seed(0))
+    alpha = safe_neumann_alpha(matvec_of(A), parts, iters=50,
+                               generator=torch.Generator().manual_seed(0))
     errors = [float((torch.cat(neumann_series(matvec_of(A), parts, n, alpha)) - exact).norm()
                     / exact.norm()) for n in (10, 50, 300)]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-6

@@ -4,7 +4,7 @@ vmapped call against a loop over tasks (inner_loop/executor.py), and checkpointe
 import pytest
 import torch
 
-from compare.reference import rel_err
+from measures.errors import rel_err
 from problems.options import load_options
 from inner_loop import executor
 from problems.meta_gradient import compute_meta_gradient
@@ -101,7 +101,8 @@ def test_config_keys_exist_with_safe_defaults():
 
 
 def test_factory_forwards_the_speed_settings():
-    _, inner = build_system(tiny("maml", **{"inner.checkpoint_steps": True, "inner.vectorize": "always"}))
+    _, inner = build_system(tiny("maml", **{"inner.checkpoint_steps": True,
+                                            "inner.vectorize": "always"}))
     assert inner.checkpoint_steps is True and inner.runner.vectorize == "always"
 
 
@@ -148,7 +149,8 @@ def test_evaluation_stacked_matches_task_by_task(float64, problem):
         _, inner = build_system(tiny(problem, **{"inner.vectorize": vectorize}))
         if one_task:
             one_task_at_a_time(inner)
-        results[label] = torch.tensor([[loss, acc] for loss, acc in inner.evaluate(episode, steps=4)])
+        results[label] = torch.tensor([[loss, acc]
+                                       for loss, acc in inner.evaluate(episode, steps=4)])
     for label in ("stack", "vmap"):
         assert rel_err(results[label], results["loop"]) < 1e-10, label
 
@@ -167,8 +169,10 @@ def test_task_threads_match_one_thread(float64, problem):
     episode = random_episode(tasks=3)
     together, one = threaded_meta_gradient(problem, episode, 1)
     threaded, inner = threaded_meta_gradient(problem, episode, 2)
-    assert one.runner.threads is None and inner.runner.threads is not None and inner.runner.threads.threads == 2
-    assert one.runner.groups is None and inner.runner.groups is not None  # the outer loss ran on the groups too
+    assert (one.runner.threads is None and inner.runner.threads is not None
+            and inner.runner.threads.threads == 2)
+    # the outer loss ran on the groups too
+    assert one.runner.groups is None and inner.runner.groups is not None
     assert rel_err(threaded, together) < 1e-10
 
 
@@ -187,7 +191,8 @@ def test_task_threads_run_the_groups_side_by_side(float64):
     inner.adapt_meta_batch(random_episode(tasks=4))
     assert [len(s) for _, s in inner.runner.groups] == [2, 2]
     assert len({name for name, _ in seen}) == 2 and all(n.startswith("task") for n, _ in seen)
-    assert len({backbone for _, backbone in seen}) == 2 and id(inner.backbone) not in {b for _, b in seen}
+    assert (len({backbone for _, backbone in seen}) == 2
+            and id(inner.backbone) not in {b for _, b in seen})
 
 
 def test_task_threads_stay_off_where_state_is_written_in_place():

@@ -50,7 +50,8 @@ def test_imaml_indefinite_warning_is_one_clean_line_once_per_run(capfd, tmp_path
     # λ = 0.1 on sinusoid: the MLP's support Hessian has eigenvalues near −6, so I + H/λ is
     # indefinite on every task at every iteration; the warning must still appear once.
     argv = ["--problem", "imaml", "--dataset", "sinusoid", "--iterations", "3",
-            "--out", str(tmp_path / "r"), "--set", "inner.implicit.lam=0.1", "--set", "eval.val_every=0",
+            "--out", str(tmp_path / "r"), "--set", "inner.implicit.lam=0.1",
+            "--set", "eval.val_every=0",
             "--set", "eval.episodes=2", "--set", "eval.steps=1"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -104,7 +105,8 @@ def offline(*args, **kwargs):
 @pytest.fixture
 def fresh_learn2learn():
     """Import learn2learn (and gym, which prints its deprecation banner when imported) afresh, as
-    a new process does; afterwards the modules imported before the test are put back as they were."""
+    a new process does; afterwards the modules imported before the test are put back as they
+    were."""
     def loaded():
         return [m for m in sys.modules if m.split(".")[0] in ("learn2learn", "gym", "gym_notices")]
 
@@ -118,8 +120,8 @@ def fresh_learn2learn():
 @pytest.mark.parametrize("dataset,name", [("omniglot5w1s", "omniglot"),
                                           ("mini1shot", "mini-imagenet"),
                                           ("cifarfs1shot", "cifar-fs")])
-def test_failed_download_is_announced_then_one_error_line(capfd, tmp_path, monkeypatch, fresh_learn2learn, dataset,
-                                     name):
+def test_failed_download_is_announced_then_one_error_line(capfd, tmp_path, monkeypatch,
+                                                          fresh_learn2learn, dataset, name):
     monkeypatch.setattr(socket, "getaddrinfo", offline)
     root = tmp_path / "data"
     root.mkdir()

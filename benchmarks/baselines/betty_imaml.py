@@ -84,7 +84,8 @@ class BettyIMAML:
         theta, phi = copy.deepcopy(backbone), copy.deepcopy(backbone)
         self.feed, self.tasks, self.steps = Feed(), tasks, steps
         self.outer = Outer("outer", Config(gradient_accumulation=tasks, retain_graph=True),
-                           module=theta, optimizer=torch.optim.Adam(theta.parameters(), lr=outer_lr))
+                           module=theta,
+                           optimizer=torch.optim.Adam(theta.parameters(), lr=outer_lr))
         self.inner = Inner("inner", Config(type="baseline_cg", unroll_steps=steps), module=phi,
                            optimizer=torch.optim.SGD(phi.parameters(), lr=lr))
         for problem in (self.outer, self.inner):

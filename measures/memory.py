@@ -33,7 +33,8 @@ def peak_cpu_bytes(fn) -> int:
     gc.collect()
     gc.disable()
     try:
-        with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with quiet_stderr(), profile(activities=[ProfilerActivity.CPU],
+                                     profile_memory=True) as prof:
             fn()
     finally:
         gc.enable()
@@ -64,5 +65,6 @@ def peak_bytes(fn, cuda: bool) -> int:
 MEMORY_METHODS = {
     "cpu": "torch.profiler(profile_memory=True): peak of the running sum of CPU allocator "
            "allocations minus frees during one call, above the level at its start",
-    "cuda": "torch.cuda.max_memory_allocated() during one call minus memory_allocated() at its start",
+    "cuda": "torch.cuda.max_memory_allocated() during one call minus memory_allocated() "
+            "at its start",
 }
