@@ -1,23 +1,9 @@
-"""MAML++ (Antoniou et al. 2019, "How to train your MAML"), each piece switchable under
-`inner.mamlpp` in the config:
-
-* learned per-layer, per-step step sizes (LSLR), clamped to at least `min_lr`;
-* multi-step loss (MSL): the outer loss is a weighted sum of the query losses after every inner
-  step, the weights annealed from uniform toward the last step over `msl_iters` iterations,
-  after which only the last step counts;
-* per-step batch norm (BNWB + BNRS): each inner step has its own scale/shift and running
-  statistics (models.StepBatchNorm, indexed by the step each learner carries); predictions
-  still normalise with the current batch, as the reference code does, so the statistics are
-  recorded, not used;
-* derivative-order annealing (DA): first order for the first `first_order_iters` iterations.
-
-Steps beyond the trained number (e.g. 10 test steps after 5 training steps) reuse the last
-step's step sizes and batch-norm parameters.
-"""
+"""MAML++ (Antoniou et al. 2019): learned per-step step sizes, the multi-step loss, per-step
+batch norm and derivative-order annealing, each switchable under `inner.mamlpp`."""
 from __future__ import annotations
 
-from optimizers.base import InnerLoopOptimizer, param_key, rate_table
 from inner_loop import Learner
+from optimizers.base import InnerLoopOptimizer, param_key, rate_table
 
 #: MSL's final share for each earlier step, as a fraction of 1/K (Antoniou et al.'s 0.03/K).
 MSL_FLOOR = 0.03
@@ -35,8 +21,18 @@ def multi_step_weights(steps: int, iteration: int, anneal_iters: int) -> list[fl
 
 
 class MAMLPlusPlus(InnerLoopOptimizer):
-    """SGD with learned per-layer, per-step step sizes and the multi-step loss; the run's
-    backbone gets per-step batch norm (`backbone_options`).
+    """SGD with MAML++'s pieces:
+
+    * learned per-layer, per-step step sizes (LSLR), clamped to at least `min_lr`;
+    * multi-step loss (MSL): the outer loss weighs the query losses after every inner step,
+      annealed from uniform toward the last step over `msl_iters` iterations, then the last only;
+    * per-step batch norm (BNWB + BNRS, through `backbone_options`): each step its own
+      scale/shift and running statistics; predictions still normalise with the current batch, as
+      the reference code does, so the statistics are recorded, not used;
+    * derivative-order annealing (DA): first order for the first `first_order_iters` iterations.
+
+    Steps beyond the trained number (10 test steps after 5 training steps) reuse the last step's
+    step sizes and batch-norm parameters.
 
     Arguments:
         model: the backbone whose parameters are θ.
