@@ -276,7 +276,9 @@ def summary(results: dict, tta: dict | None | str = "committed") -> str:
     if tta:
         parts += ["", f"**Time to accuracy** on {tta['dataset']} (validation accuracy at "
                   "one-core CPU minutes; in brackets, points over the anchor):", "",
-                  markdown_table(*time_to_accuracy_rows(tta))]
+                  markdown_table(*time_to_accuracy_rows(tta)), "",
+                  f"![validation accuracy against one-core CPU minutes, beside the anchor]"
+                  f"({TIME_TO_ACCURACY}.png)"]
     parts.append(SUMMARY_END)
     return "\n".join(parts)
 
