@@ -64,13 +64,13 @@ class TaskRunner:
         return self.threads.map(job, items)
 
     # ---- adaptation ---------------------------------------------------------------------
-    def call_adapt(self, model, x, y, steps: int):
+    def adapted_model(self, model, x, y, steps: int):
+        """The optimizer's `adapt`, with a one-line error for one that returns nothing."""
         adapted = self.optimizer.adapt(model, x, y, steps)
         if adapted is None:
             name = type(self.optimizer).__name__
             raise OptimizerSpecError(f"{name}.adapt returned None; it must return the adapted "
-                                     "model "
-                                     "(e.g. `return model` after updating it)")
+                                     "model (e.g. `return model` after updating it)")
         return adapted
 
     def adapt(self, start: TaskStack, one_task_start: Callable[[], Learner], x, y, steps: int,
@@ -86,17 +86,17 @@ class TaskRunner:
         if groups is not None:
             def adapt_group(g, part):
                 mine = start.select(part, self.threads.replica(self.backbone, g))
-                return self.call_adapt(mine, x[part], y[part], steps)
+                return self.adapted_model(mine, x[part], y[part], steps)
             stacks = self.threads.map(adapt_group, groups)
             self.groups = list(zip(groups, stacks))
             self.stack = TaskStack.joined(stacks, self.backbone)
             self.adapted = [s.view(t) for s in stacks for t in range(len(s))]
         elif self.stacks():
-            self.stack = self.call_adapt(start, x, y, steps)
+            self.stack = self.adapted_model(start, x, y, steps)
             self.adapted = [self.stack.view(t) for t in range(len(start))]
         else:
             self.stack = None
-            self.adapted = [self.call_adapt(one_task_start(), x[t], y[t], steps)
+            self.adapted = [self.adapted_model(one_task_start(), x[t], y[t], steps)
                             for t in range(len(start))]
 
     def stacked_params(self) -> dict[str, torch.Tensor]:
