@@ -3,10 +3,10 @@
 
 `curr` is the lower problem (problems.ImplicitInner): it provides the inner objective in parts
 (`inner_parts`: one per group of tasks on a worker thread, or one for all tasks; each with its
-φ and `loss()`), `map_parts` to run a job on every part, `damping` and `solve`, which picks CG or
-the Neumann series of this package with its settings. Each part's Hessian-vector products are
-its own graph, so the parts run side by side; the system is block-diagonal over tasks, so the
-solve sees the same [T, ...] vectors either way."""
+φ and `loss()`), `map_parts` to run a job on every part, `damping`, and `solve`, which runs the
+solver `inner.implicit.solver` names (`SOLVERS`). Each part's Hessian-vector products are its
+own graph, so the parts run side by side; the system is block-diagonal over tasks, so the solve
+sees the same [T, ...] vectors either way."""
 from __future__ import annotations
 
 import torch
