@@ -178,14 +178,18 @@ def test_task_threads_match_one_thread(float64, problem):
 
 def test_task_threads_run_the_groups_side_by_side(float64):
     """Each group is adapted on its own worker thread, calling its own replica of the backbone
-    (functional_call swaps module attributes, so a shared module would race)."""
+    (functional_call swaps module attributes, so a shared module would race). Both groups wait
+    at a barrier inside adapt: it passes only if they are in flight at once (a loaded machine
+    may otherwise let one worker finish both, which proves nothing either way)."""
     import threading
     _, inner = build_system(tiny("maml", **{"inner.task_threads": 2}))
     seen = []
     adapt = inner.inner_optimizer.adapt
+    both_in_flight = threading.Barrier(2, timeout=60)
 
     def recording(model, *args, **kwargs):
         seen.append((threading.current_thread().name, id(model.backbone)))
+        both_in_flight.wait()
         return adapt(model, *args, **kwargs)
     inner.inner_optimizer.adapt = recording
     inner.adapt_meta_batch(random_episode(tasks=4))
