@@ -101,6 +101,6 @@ def build_problems(options, input_shape: tuple, task_kind: str, out_features: in
         if reason:
             raise ProblemConfigError(f"inner optimizer {inner.optimizer!r} cannot be used with "
                                      f"inner.kind=reptile: {reason}; use inner.kind=unrolled")
-        lower = ReptileInner("inner", Config(), **common)
+        lower = ReptileInner("inner", Config(), adapt_on=inner.reptile.adapt_on, **common)
         u2l = {}  # the outer loss is Reptile's surrogate, a direct function of θ
     return [outer, lower], {"u2l": u2l, "l2u": {lower: [outer]}}

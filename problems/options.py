@@ -56,6 +56,13 @@ class ImplicitOptions(Options):
 
 
 @dataclass(frozen=True)
+class ReptileOptions(Options):
+    """`inner.reptile`: what a meta-training task's inner loop trains on."""
+    section = "inner.reptile"
+    adapt_on: str = option(choices=lambda: ("support", "episode"), default="support")
+
+
+@dataclass(frozen=True)
 class InnerOptions(Options):
     """The lower level: which one (`kind`), the optimizer that moves φ, and each kind's settings
     (documented in configs/defaults.yaml)."""
@@ -72,6 +79,7 @@ class InnerOptions(Options):
     task_threads: int = option(at_least=0)
     implicit: ImplicitOptions = option()
     mamlpp: MamlppOptions = option()
+    reptile: ReptileOptions = option()
 
     def __post_init__(self) -> None:
         super().__post_init__()

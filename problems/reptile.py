@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from envs import Episode
 from problems.adaptation import TaskAdaptation
 
 
@@ -22,7 +23,17 @@ class ReptileInner(TaskAdaptation):
         python run.py --problem reptile --dataset omniglot5w1s
     """
 
+    def __init__(self, *args, adapt_on: str = "support", **kwargs):
+        """`adapt_on`: `inner.reptile.adapt_on`, "episode" to adapt a training task on its
+        support and query examples together."""
+        super().__init__(*args, **kwargs)
+        self.adapt_on = adapt_on
+
     def adapt_meta_batch(self, episode):
+        if self.adapt_on == "episode":  # Reptile's inner loop sees every example of the task
+            episode = Episode(torch.cat([episode.support_x, episode.query_x], 1),
+                              torch.cat([episode.support_y, episode.query_y], 1),
+                              episode.query_x, episode.query_y)
         self.adapt_tasks(episode, detach=True, first_order=True)
         self.runner.detach()
 

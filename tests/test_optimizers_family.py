@@ -218,9 +218,15 @@ def test_mamlpp_switches_derivative_order_at_the_configured_iteration(float64):
 
 
 # ---- Reptile ------------------------------------------------------------------------------
-def test_reptile_direction_is_theta_minus_phi(float64):
-    outer, inner = build_system(tiny_cfg("reptile"))
+@pytest.mark.parametrize("adapt_on", ["support", "episode"])
+def test_reptile_direction_is_theta_minus_phi(float64, adapt_on):
+    outer, inner = build_system(tiny_cfg("reptile", **{"inner.reptile.adapt_on": adapt_on}))
     episode = random_episode(tasks=2)
+    if adapt_on == "episode":  # the inner loop trains on support and query together
+        train_x = torch.cat([episode.support_x, episode.query_x], 1)
+        train_y = torch.cat([episode.support_y, episode.query_y], 1)
+    else:
+        train_x, train_y = episode.support_x, episode.support_y
     ours = compute_meta_gradient(outer, inner, episode)
     stats = inner.meta_objective(episode)
     # independent: plain SGD on deep copies, then mean over tasks of θ − φ
@@ -229,7 +235,7 @@ def test_reptile_direction_is_theta_minus_phi(float64):
     for t in range(2):
         model = copy.deepcopy(inner.backbone)
         for _ in range(3):
-            loss = F.cross_entropy(model(episode.support_x[t]), episode.support_y[t])
+            loss = F.cross_entropy(model(train_x[t]), train_y[t])
             grads = torch.autograd.grad(loss, list(model.parameters()))
             with torch.no_grad():
                 for p, g in zip(model.parameters(), grads):
