@@ -303,6 +303,23 @@ def collect(runs: list[PlannedRun], out: Path) -> dict:
                          "processor": cpu_model()}}
 
 
+def still_planned(records: list[dict], runs: list[PlannedRun], skip: list[str]):
+    """(records of settings outside `skip` that the plan still gives as recorded, the names of
+    those it no longer does): a record whose run the plan dropped or now trains with other
+    settings or another cap is not shown under the plan's name."""
+    planned = {(r.setting, r.problem): r for r in runs}
+    kept, stale = [], []
+    for rec in records:
+        if rec["setting"] in skip:
+            continue
+        run = planned.get((rec["setting"], rec["problem"]))
+        if run is not None and (run.sets, run.iterations) == (rec["settings"], rec["budget"]):
+            kept.append(rec)
+        elif run is not None:
+            stale.append(f"{rec['setting']}/{rec['problem']} (plan changed)")
+    return kept, stale
+
+
 def default_paths(plan: Path) -> tuple[Path, Path]:
     """(run folders, records file) of a plan: the default plan's are runs/results and
     docs/results.json (what the README shows); any other plan's are its own, named after it."""
@@ -365,11 +382,11 @@ def main(argv=None) -> int:
         return 130
     gathered = collect([r for r in runs if f"{r.setting}/{r.problem}" not in failed], out)
     gathered["missing"] += failed
-    if args.only:  # keep what other settings already recorded
-        if target.exists():
-            old = json.loads(target.read_text())
-            kept = [rec for rec in old["records"] if rec["setting"] not in args.only.split(",")]
-            gathered["records"] = kept + gathered["records"]
+    if args.only and target.exists():  # keep what other settings recorded, if still planned
+        kept, stale = still_planned(json.loads(target.read_text())["records"],
+                                    load_plan(plan)[1], args.only.split(","))
+        gathered["records"] = kept + gathered["records"]
+        gathered["missing"] += stale
     gathered["plan"] = _plan_text(plan)
     gathered["plan_file"] = plan_name(plan)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -263,3 +263,19 @@ def test_ctrl_c_stops_the_plan_without_a_traceback_and_starts_nothing_more(tmp_p
     err = capsys.readouterr().err
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert len(started) == 1 and not (tmp_path / "o.json").exists()
+
+
+def test_collecting_one_setting_drops_other_settings_records_the_plan_no_longer_gives():
+    """`--only A --collect` keeps B's records only while the plan still trains B's runs with
+    the settings and cap they were recorded under."""
+    run = plateau.PlannedRun("B", "maml", "sinusoid", 6, ["eval.steps=1"])
+    same = {"setting": "B", "problem": "maml", "settings": ["eval.steps=1"], "budget": 6}
+    capped = {**same, "budget": 4}
+    changed = {**same, "problem": "fomaml", "settings": ["eval.steps=2"]}
+    dropped = {**same, "problem": "imaml"}
+    mine = {**same, "setting": "A"}
+    other = plateau.PlannedRun("B", "fomaml", "sinusoid", 6, ["eval.steps=1"])
+    kept, stale = plateau.still_planned([same, capped, changed, dropped, mine], [run, other],
+                                        skip=["A"])
+    assert kept == [same]
+    assert stale == ["B/maml (plan changed)", "B/fomaml (plan changed)"]
