@@ -59,7 +59,7 @@ class ImplicitOptions(Options):
 class ReptileOptions(Options):
     """`inner.reptile`: what a meta-training task's inner loop trains on."""
     section = "inner.reptile"
-    adapt_on: str = option(choices=lambda: ("support", "episode"), default="support")
+    adapt_on: str = option(choices=lambda: ("support", "episode"))
 
 
 @dataclass(frozen=True)

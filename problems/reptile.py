@@ -23,7 +23,7 @@ class ReptileInner(TaskAdaptation):
         python run.py --problem reptile --dataset omniglot5w1s
     """
 
-    def __init__(self, *args, adapt_on: str = "support", **kwargs):
+    def __init__(self, *args, adapt_on: str, **kwargs):
         """`adapt_on`: `inner.reptile.adapt_on`, "episode" to adapt a training task on its
         support and query examples together."""
         super().__init__(*args, **kwargs)
