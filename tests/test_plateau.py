@@ -249,13 +249,16 @@ def test_a_bad_plan_is_one_line_before_anything_runs(tmp_path, capsys, text, arg
 
 def test_ctrl_c_stops_the_plan_without_a_traceback_and_starts_nothing_more(tmp_path, capsys,
                                                                            monkeypatch):
-    import os
     import signal
+    import threading
     started = []
 
     def interrupted(self, cmd, log):
         started.append(cmd)
-        os.kill(os.getpid(), signal.SIGINT)   # what Ctrl-C does to the waiting main thread
+        # what Ctrl-C does to the waiting main thread; aimed at it, since a signal sent to the
+        # process may land on this worker thread and leave the main thread asleep until after
+        # this worker raises, which made the test fail now and then
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         time.sleep(2)
         raise plateau.Stopped()
     monkeypatch.setattr(plateau.Runner, "call", interrupted)
