@@ -3,7 +3,6 @@ the gathered records render into docs/results.md's tables and figure and the REA
 two trainings of the same plan give the same table."""
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -259,12 +258,16 @@ def test_ctrl_c_stops_the_plan_without_a_traceback_and_starts_nothing_more(tmp_p
         # process may land on this worker thread and leave the main thread asleep until after
         # this worker raises, which made the test fail now and then
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-        time.sleep(2)
+        self.stopping.wait(timeout=60)  # until the main thread has handled it, not a fixed sleep
         raise plateau.Stopped()
     monkeypatch.setattr(plateau.Runner, "call", interrupted)
     plan = write_plan(tmp_path)
-    code = plateau.main(["--plan", str(plan), "--out", str(tmp_path / "o"), "--json",
-                         str(tmp_path / "o.json"), "--jobs", "1"])
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, as in a shell
+    try:
+        code = plateau.main(["--plan", str(plan), "--out", str(tmp_path / "o"), "--json",
+                             str(tmp_path / "o.json"), "--jobs", "1"])
+    finally:
+        signal.signal(signal.SIGINT, before)
     err = capsys.readouterr().err
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert len(started) == 1 and not (tmp_path / "o.json").exists()
