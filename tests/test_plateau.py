@@ -262,7 +262,7 @@ def test_ctrl_c_stops_the_plan_without_a_traceback_and_starts_nothing_more(tmp_p
         raise plateau.Stopped()
     monkeypatch.setattr(plateau.Runner, "call", interrupted)
     plan = write_plan(tmp_path)
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, as in a shell
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises
     try:
         code = plateau.main(["--plan", str(plan), "--out", str(tmp_path / "o"), "--json",
                              str(tmp_path / "o.json"), "--jobs", "1"])
