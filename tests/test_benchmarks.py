@@ -95,3 +95,25 @@ def test_time_to_accuracy_goals_read_the_margins_over_the_anchor():
     maml, imaml = time_to_accuracy_goals(record)
     assert maml.startswith("maml at or above the anchor at every budget: met (+5.0 at 5 min")
     assert imaml.startswith("imaml at or above the anchor at every budget: not met (-5.0 at 5 min")
+
+
+def test_a_shortfall_inside_both_confidence_intervals_is_said_to_be_unresolved():
+    from benchmarks.results_section import time_to_accuracy_goals
+    from benchmarks.time_to_accuracy import ANCHOR, summarise
+    curves = {"maml": _curve((300, 300, 0.845), (900, 900, 0.80)),   # CIs are ±0.01
+              ANCHOR: _curve((300, 70, 0.85), (900, 210, 0.85))}
+    (line,) = time_to_accuracy_goals({"summary": summarise(curves, budgets=(5,))})
+    assert line.endswith("(-0.5 at 5 min; every shortfall is inside both curves' 95% CI)")
+    (line,) = time_to_accuracy_goals({"summary": summarise(curves, budgets=(5, 15))})
+    assert line.endswith("-5.0 at 15 min; inside both curves' 95% CI at 5 min)")
+
+
+def test_the_time_to_accuracy_text_says_each_curves_validation_episodes():
+    from benchmarks.results_section import validation_episodes
+    run = {"from_run": "runs/x", "config": {"eval": {"val_episodes": 200}}}
+    record = {"val_episodes": 100, "methods": {"maml": run, "imaml": run, "l2l-maml": {}}}
+    assert validation_episodes(record) == (
+        "200 episodes for maml, imaml; 100 episodes for l2l-maml "
+        "(the first 100 of the same sequence)")
+    record["val_episodes"] = 200
+    assert validation_episodes(record) == "200 episodes"
