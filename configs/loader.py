@@ -16,7 +16,8 @@ from configs.typed import ConfigError, quoted
 HERE = Path(__file__).resolve().parent
 
 #: Keys whose default is null but that take a value of this type.
-NULLABLE = {"data_root": str, "out": str, "data.train_name": str, "data.train_query": int}
+NULLABLE = {"data_root": str, "out": str, "data.train_name": str, "data.train_extra": str,
+            "data.train_query": int}
 
 
 def _names(folder: str) -> list[str]:

@@ -33,6 +33,7 @@ class DataOptions(Options):
 
     name: str = option(choices=_datasets)
     train_name: str | None = option(choices=_datasets, default=None)
+    train_extra: str | None = option(choices=_datasets, default=None)
     ways: int = option(at_least=1, default=5)
     shots: int = option(at_least=1, default=1)
     query: int = option(at_least=1, default=15)
@@ -46,6 +47,9 @@ class DataOptions(Options):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.train_extra and self.train_extra in (self.name, self.train_name):
+            raise DataError(f"config: data.train_extra is {self.train_extra}, whose train split "
+                            "the run already meta-trains on; name another dataset or unset it")
         fractions = self.split_fractions
         if (len(fractions) != 3 or any(f <= 0 for f in fractions)
                 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6)):

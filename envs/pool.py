@@ -60,6 +60,20 @@ class ClassPool:
                          [self.names[c] for c in classes], [self.groups[c] for c in classes],
                          origin or self.origin, self.fix_more_classes)
 
+    def union(self, other: "ClassPool", origin: str | None = None) -> "ClassPool":
+        """This pool's classes, then `other`'s, as one pool (each class keeps its own images;
+        a name both pools use gets `other`'s origin appended so names stay unique)."""
+        if self.image_shape != other.image_shape:
+            raise ValueError(f"cannot join {other.origin} {other.image_shape} to {self.origin} "
+                             f"{self.image_shape}: images differ in shape")
+        offset = len(self.images)
+        taken = set(self.names)
+        names = [n if n not in taken else f"{n} ({other.origin})" for n in other.names]
+        return ClassPool(torch.cat([self.images, other.images]),
+                         self.rows + [r + offset for r in other.rows], self.names + names,
+                         self.groups + list(other.groups),
+                         origin or f"{self.origin} + {other.origin}", self.fix_more_classes)
+
     def with_rotations(self) -> "ClassPool":
         """Each class plus its 90/180/270-degree rotations as three new classes (same group)."""
         used = torch.cat(self.rows) if self.rows else torch.zeros(0, dtype=torch.long)

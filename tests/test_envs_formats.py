@@ -352,6 +352,40 @@ def test_glyphs_npz_and_train_name(tmp_path):
     assert mixed.pools["test"].pool.names[0].startswith("images_")
 
 
+def test_train_extra_adds_its_train_classes_and_leaves_validation_and_test_alone(tmp_path):
+    write_glyphs(tmp_path)
+    write_omniglot(tmp_path)
+    data = {"name": "omniglot", "ways": 2, "shots": 1, "query": 2, "rotations": "none"}
+    plain = make_env(data, str(tmp_path), 0)
+    glyphs = make_env({**data, "name": "glyphs"}, str(tmp_path), 0)
+    joined = make_env({**data, "train_extra": "glyphs"}, str(tmp_path), 0)
+    train, own, extra = (e.pools["train"].pool for e in (joined, plain, glyphs))
+    assert train.names == own.names + extra.names and len(set(train.names)) == len(train)
+    for c in (0, len(own) - 1, len(own), len(train) - 1):   # each class keeps its own images
+        source, k = (own, c) if c < len(own) else (extra, c - len(own))
+        assert torch.equal(train.images[train.rows[c]], source.images[source.rows[k]])
+    for split in ("validation", "test"):
+        assert joined.pools[split].pool.names == plain.pools[split].pool.names
+        a, b = joined.episodes(split, 0, 3), plain.episodes(split, 0, 3)
+        assert torch.equal(a.support_x, b.support_x) and torch.equal(a.query_y, b.query_y)
+    assert_labels_match_tags(joined.step())
+    with pytest.raises(DataError, match="already meta-trains on"):
+        make_env({**data, "train_extra": "omniglot"}, str(tmp_path), 0)
+    with pytest.raises(DataError, match="regression"):
+        make_env({"name": "sinusoid", "train_extra": "glyphs"}, str(tmp_path), 0)
+
+
+def test_a_class_name_both_pools_use_stays_unique_in_their_union():
+    from envs.pool import ClassPool
+    a = ClassPool.from_arrays(np.zeros((2, 1, 2, 2), np.uint8), [0, 1], ["x", "y"], origin="A")
+    b = ClassPool.from_arrays(np.ones((2, 1, 2, 2), np.uint8), [0, 1], ["y", "z"], origin="B")
+    both = a.union(b)
+    assert both.names == ["x", "y", "y (B)", "z"] and both.origin == "A + B"
+    assert [int(both.images[r].max()) for r in both.rows] == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="differ in shape"):
+        a.union(ClassPool.from_arrays(np.zeros((1, 1, 3, 3), np.uint8), [0], ["w"], origin="C"))
+
+
 def test_glyphs_wrong_shape(tmp_path):
     write_glyphs(tmp_path, images=np.zeros((9, 28, 28), dtype=np.uint8))
     with pytest.raises(DataError) as excinfo:
