@@ -256,9 +256,8 @@ def validation_episodes(record: dict) -> str:
     the first episodes of a larger one."""
     counts = {}
     for name, method in record["methods"].items():
-        config = method.get("config") or method.get("settings") or {}
-        counts[name] = (config.get("eval", {}).get("val_episodes") if method.get("from_run")
-                        else None) or record["val_episodes"]
+        run = (method.get("config") or {}) if method.get("from_run") else {}
+        counts[name] = run.get("eval", {}).get("val_episodes") or record["val_episodes"]
     if len(set(counts.values())) == 1:
         return f"{next(iter(counts.values()))} episodes"
     groups = {}

@@ -60,7 +60,7 @@ class ClassPool:
                          [self.names[c] for c in classes], [self.groups[c] for c in classes],
                          origin or self.origin, self.fix_more_classes)
 
-    def union(self, other: "ClassPool", origin: str | None = None) -> "ClassPool":
+    def union(self, other: "ClassPool") -> "ClassPool":
         """This pool's classes, then `other`'s, as one pool (each class keeps its own images;
         a name both pools use gets `other`'s origin appended so names stay unique)."""
         if self.image_shape != other.image_shape:
@@ -72,7 +72,7 @@ class ClassPool:
         return ClassPool(torch.cat([self.images, other.images]),
                          self.rows + [r + offset for r in other.rows], self.names + names,
                          self.groups + list(other.groups),
-                         origin or f"{self.origin} + {other.origin}", self.fix_more_classes)
+                         f"{self.origin} + {other.origin}", self.fix_more_classes)
 
     def with_rotations(self) -> "ClassPool":
         """Each class plus its 90/180/270-degree rotations as three new classes (same group)."""
