@@ -36,6 +36,7 @@ from engines.checkpoint import require_resumable  # noqa: E402
 from engines.run_folder import (FolderLock, RunFolderError, check_one_run, claim,  # noqa: E402
                                 commit_replacement, default_run_dir, remove_orphans,
                                 restore_replaced)
+from measures.machine import cpu_model  # noqa: E402
 from models.factory import BackboneError  # noqa: E402
 from optimizers import OptimizerSpecError  # noqa: E402
 from problems.factory import ProblemConfigError  # noqa: E402
@@ -159,7 +160,7 @@ def train(argv) -> int:
             engine.on_first_step = lambda: commit_replacement(out)
     else:
         remove_orphans(out)
-        engine.resumes.append({"iteration": state["iteration"],
+        engine.resumes.append({"iteration": state["iteration"], "cpu": cpu_model(),
                                "changed": {k: list(v) for k, v in changed.items()}})
         shown = "".join(f", {k} {old} -> {new}" for k, (old, new) in changed.items())
         print(f"resuming {out} at iteration {state['iteration']}{shown}", flush=True)

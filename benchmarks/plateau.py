@@ -271,6 +271,13 @@ def validation_curve(results: dict) -> list[dict]:
             for h in results["history"] if h.get("split") == "validation"]
 
 
+def run_cpus(results: dict) -> list[str]:
+    """The CPU models that trained and tested a run, in order, each once; a segment written
+    before runs recorded their CPU is "not recorded", never guessed."""
+    segments = [results.get("cpu")] + [r.get("cpu") for r in results.get("resumes", [])]
+    return list(dict.fromkeys(cpu or "not recorded" for cpu in segments))
+
+
 def collect(runs: list[PlannedRun], out: Path) -> dict:
     """One record per finished run; runs still missing are listed, not invented."""
     import torch
@@ -295,7 +302,7 @@ def collect(runs: list[PlannedRun], out: Path) -> dict:
             "train_seconds": res["train_seconds"], "test_seconds": res["test_seconds"],
             "test": res["test"], "also": extra, "best_validation": res["best_validation"],
             "validation": validation_curve(res), "settings": r.sets,
-            "resumes": len(res.get("resumes", [])),
+            "resumes": len(res.get("resumes", [])), "cpus": run_cpus(res),
         })
     return {"records": records, "missing": missing,
             "hardware": {"platform": platform.platform(), "cpus": os.cpu_count(),

@@ -81,6 +81,17 @@ def sinusoid_table(records: list[dict], published: dict) -> str:
     return format_table(header, rows)
 
 
+def cpus_line(records: list[dict]) -> str:
+    """Which CPU trained each row (wall and CPU times compare only on one model); records made
+    before runs recorded their CPU say so."""
+    by_cpus: dict[str, list[str]] = {}
+    for r in records:
+        cpus = " then ".join(r.get("cpus") or ["not recorded"])
+        by_cpus.setdefault(cpus, []).append(r["problem"])
+    return "CPU per run: " + "; ".join(f"{cpus}: {', '.join(dict.fromkeys(problems))}"
+                                       for cpus, problems in by_cpus.items()) + "."
+
+
 def classification_table(records: list[dict]) -> str:
     rows = []
     for r in records:
@@ -185,13 +196,14 @@ def section(results: dict, tta: dict | None | str = "committed") -> str:
                   "validation MSE. "
                   + " ".join(entry["source"] for entry in published.values()
                              if entry.get("source")),
-                  "", indent(sinusoid_table(sinusoid, published))]
+                  "", indent(sinusoid_table(sinusoid, published)), "", cpus_line(sinusoid)]
     for setting in dict.fromkeys(r["setting"] for r in records if r["dataset"] != "sinusoid"):
         rows = [r for r in records if r["setting"] == setting]
         parts += ["", f"**{setting}** ({rows[0]['dataset']}), test accuracy on "
                   f"{rows[0]['test']['episodes']} "
                   f"episodes after {rows[0]['test']['steps']} steps "
-                  "(best validation checkpoint):", "", indent(classification_table(rows))]
+                  "(best validation checkpoint):", "", indent(classification_table(rows)),
+                  "", cpus_line(rows)]
     lines = goals(records)
     if lines:
         parts += ["", "Goals: " + "; ".join(lines) + "."]

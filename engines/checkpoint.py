@@ -130,7 +130,7 @@ except AttributeError:  # numpy < 2
 TEST_KEYS = {"config": dict, "model": dict, "iteration": int, "problem": str, "dataset": str}
 RESUME_KEYS = {"outer": dict, "env": dict, "counts": dict, "rng": dict, "history": list,
                "train_seconds": float}
-OPTIONAL_KEYS = {"format", "version", "best", "resumes", "cpu_seconds", "run_id"}
+OPTIONAL_KEYS = {"format", "version", "best", "resumes", "cpu_seconds", "run_id", "cpu"}
 
 
 def check_contents(path: Path, state) -> None:

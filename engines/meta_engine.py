@@ -22,6 +22,7 @@ from engines.evaluation import Summary, divergence_hint, evaluate
 from engines.progress import Progress
 from engines.records import CsvLog, json_text, plot_curves, tensorboard_logger
 from engines.run_folder import new_run_id
+from measures.machine import cpu_model
 from problems import NonFiniteLoss, RunOptions, build_problems
 from problems.system import engine_strategy
 
@@ -55,6 +56,9 @@ class MetaEngine(Engine):
         self.max_seconds = max_seconds if max_seconds is not None else (cfg.minutes * 60 or None)
         self.stopped = ""  # why training ended: iterations, wall time or patience
         self.run_id: str | None = new_run_id()  # every checkpoint and results.json carry it
+        # The CPU model that started the run (each resume records its own): a run's wall and CPU
+        # seconds mean nothing without it, and runs are resumed on other machines.
+        self.cpu: str | None = cpu_model()
         self.on_first_step = None  # called once this process has trained one step
         super().__init__(problems=problems, config=config, dependencies=dependencies, env=env)
         # Records are opened by run(): building an engine writes nothing into the run folder.
@@ -232,7 +236,7 @@ class MetaEngine(Engine):
                 "history": self.history, "best": self.best, "train_seconds": self.elapsed(),
                 "cpu_seconds": self.cpu_seconds,
                 "resumes": self.resumes, "config": self.cfg.to_dict(), "problem": self.cfg.problem,
-                "dataset": self.cfg.dataset, "run_id": self.run_id}
+                "dataset": self.cfg.dataset, "run_id": self.run_id, "cpu": self.cpu}
 
     def own_checkpoint(self, name: str) -> dict:
         """A checkpoint of this run folder, refused if another run wrote it (e.g. copied in)."""
@@ -268,6 +272,7 @@ class MetaEngine(Engine):
         self.resumes = list(state.get("resumes", []))
         self.resumed_at = state["iteration"]
         self.run_id = state.get("run_id")  # None: written before runs carried an id
+        self.cpu = state.get("cpu")  # None: written before runs recorded their CPU
 
     def open_records(self) -> None:
         """log.csv and TensorBoard in the run folder. A resumed run drops what the stopped run
@@ -288,7 +293,7 @@ def write_results(out_dir: Path, cfg: RunOptions, summary: Summary, engine: Meta
         "problem": cfg.problem, "dataset": cfg.dataset, "seed": cfg.seed, "run_id": engine.run_id,
         "iterations": engine.global_step, "train_seconds": round(engine.train_seconds, 3),
         "cpu_seconds": round(engine.cpu_seconds, 3),
-        "test_seconds": round(test_seconds, 3), "device": str(engine.device),
+        "test_seconds": round(test_seconds, 3), "device": str(engine.device), "cpu": engine.cpu,
         "test": summary.as_dict(), "best_validation": engine.best,
         "history": engine.history, "resumes": engine.resumes, "config": cfg.to_dict(),
         "stopped": engine.stopped,

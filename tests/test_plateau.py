@@ -97,6 +97,14 @@ def test_two_trainings_of_the_same_plan_give_the_same_table(tmp_path):
     assert tables[0] == tables[1]
 
 
+def test_each_table_names_the_cpu_of_each_row():
+    rows = [{"problem": "maml", "cpus": ["AMD EPYC"]}, {"problem": "anil"},
+            {"problem": "imaml", "cpus": ["AMD EPYC", "Intel Xeon"]},
+            {"problem": "fomaml", "cpus": ["AMD EPYC"]}]
+    assert results_section.cpus_line(rows) == ("CPU per run: AMD EPYC: maml, fomaml; not recorded: "
+                                              "anil; AMD EPYC then Intel Xeon: imaml.")
+
+
 def test_classification_table_and_goals_from_records():
     record = {"setting": "omniglot5w1s", "problem": "maml", "iterations": 500,
               "train_seconds": 480.0, "stopped": "iterations", "also": {},

@@ -167,6 +167,22 @@ def test_resume_honours_and_records_budget_evaluation_and_data_root(tmp_path, ca
     assert results(out)["test"]["episodes"] == 6
 
 
+def test_each_segment_of_a_run_records_the_cpu_it_ran_on(tmp_path, capsys, monkeypatch):
+    import engines.meta_engine
+    from benchmarks.plateau import run_cpus
+    out = tmp_path / "r"
+    monkeypatch.setattr(engines.meta_engine, "cpu_model", lambda: "first CPU")
+    assert run.main(sinusoid(out, 10)) == 0
+    assert checkpoint.load_checkpoint(out / "last.pt")["cpu"] == "first CPU"
+    monkeypatch.setattr(run, "cpu_model", lambda: "second CPU")  # resumed on another machine
+    assert run.main(["--resume", str(out), "--iterations", "15"]) == 0
+    record = results(out)
+    assert record["cpu"] == "first CPU" and record["resumes"][0]["cpu"] == "second CPU"
+    assert run_cpus(record) == ["first CPU", "second CPU"]
+    # a record written before runs carried their CPU says so instead of guessing
+    assert run_cpus({"resumes": [{"iteration": 5}]}) == ["not recorded"]
+
+
 def test_resume_takes_a_folder_and_says_so(tmp_path, capsys):
     err = fails(capsys, ["--resume", str(tmp_path)], "run folder holding last.pt", str(tmp_path))
     assert "best.pt" not in err
