@@ -214,10 +214,42 @@ def section(results: dict, tta: dict | None | str = "committed") -> str:
     return "\n".join(parts)
 
 
+TRAINING_SECTIONS = ("data", "model", "inner", "outer")  # what a run learns from
+RUNTIME_KEYS = ("inner.task_threads", "inner.vectorize")  # how it runs, not what it learns
+EARLIER = " (earlier settings)"
+
+
+def preset_changes(config: dict) -> list[str]:
+    """Where a run's recorded training settings differ from what its problem's preset on its
+    dataset gives today, as `key was (preset: now)`: a curve read from a run trained before a
+    preset changed is marked as such, never shown as the preset's."""
+    from configs import flat_items, with_defaults
+    from configs.loader import merge_config
+    now = flat_items(merge_config(config["problem"], config["dataset"]))
+    was = flat_items(with_defaults(config))
+    return [f"{key} {was.get(key)!r} (preset: {value!r})" for key, value in now.items()
+            if key.split(".")[0] in TRAINING_SECTIONS and key not in RUNTIME_KEYS
+            and was.get(key) != value]
+
+
+def earlier_settings(record: dict) -> dict[str, list[str]]:
+    """{method: its changes} for the curves read from runs (`--from-run`) whose settings are
+    not today's preset."""
+    out = {}
+    for name, method in record.get("methods", {}).items():
+        if method.get("from_run") and method.get("config"):
+            changes = preset_changes(method["config"])
+            if changes:
+                out[name] = changes
+    return out
+
+
 def time_to_accuracy_rows(record: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows: each method's validation accuracy at each CPU budget, in brackets its
-    margin over the anchor there."""
+    margin over the anchor there; a curve of a run at other settings than today's preset is
+    marked."""
     from benchmarks.time_to_accuracy import ANCHOR, BUDGETS
+    earlier = earlier_settings(record)
     rows = []
     for name, entry in record["summary"].items():
         cells = []
@@ -229,7 +261,8 @@ def time_to_accuracy_rows(record: dict) -> tuple[list[str], list[list[str]]]:
             margin = "" if name == ANCHOR or at["minus_anchor"] is None else \
                 f" ({100 * at['minus_anchor']:+.1f})"
             cells.append(f"{100 * at['mean']:.1f}%{margin}")
-        rows.append([name + (" (anchor)" if name == ANCHOR else "")] + cells)
+        rows.append([name + (" (anchor)" if name == ANCHOR else "")
+                     + (EARLIER if name in earlier else "")] + cells)
     return ["method"] + [f"{m} CPU min" for m in BUDGETS], rows
 
 
@@ -292,6 +325,10 @@ def time_to_accuracy_part(record: dict) -> str:
         f"anchor (learn2learn's MAML at its Omniglot example settings on the same CNN4, θ and "
         f"episodes). Written by benchmarks/time_to_accuracy.py into {TIME_TO_ACCURACY}.json.",
         "", indent(table), "", *([f"Goals: {goals_line}.", ""] if goals_line else []),
+        *([f"Marked{EARLIER}: curves of runs trained before their preset changed, at "
+           + "; ".join(f"{name}: {', '.join(changes)}"
+                       for name, changes in earlier_settings(record).items()) + ".", ""]
+          if earlier_settings(record) else []),
         f"![validation accuracy against CPU minutes]({Path(TIME_TO_ACCURACY).name}.png)"])
 
 
@@ -321,6 +358,9 @@ def summary(results: dict, tta: dict | None | str = "committed") -> str:
         parts += ["", f"**Time to accuracy** on {tta['dataset']} (validation accuracy at "
                   "one-core CPU minutes; in brackets, points over the anchor):", "",
                   markdown_table(*time_to_accuracy_rows(tta)), "",
+                  *([f"Rows marked{EARLIER} were trained before their preset changed "
+                     f"(the settings: [docs/{RESULTS_PAGE}](docs/{RESULTS_PAGE})).", ""]
+                    if earlier_settings(tta) else []),
                   f"![validation accuracy against one-core CPU minutes, beside the anchor]"
                   f"({TIME_TO_ACCURACY}.png)"]
     parts.append(SUMMARY_END)

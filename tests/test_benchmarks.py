@@ -117,3 +117,25 @@ def test_the_time_to_accuracy_text_says_each_curves_validation_episodes():
         "(the first 100 of the same sequence)")
     record["val_episodes"] = 200
     assert validation_episodes(record) == "200 episodes"
+
+
+def test_a_curve_read_from_a_run_at_other_settings_than_its_preset_is_marked():
+    from benchmarks.results_section import earlier_settings, time_to_accuracy_part
+    from benchmarks.time_to_accuracy import ANCHOR, BUDGETS
+    from configs.loader import merge_config
+    today = merge_config("mamlpp", "omniglot5w1s")
+    older = {**today, "data": {**today["data"], "meta_batch": today["data"]["meta_batch"] * 4}}
+    at = {"mean": 0.8, "ci95": 0.01, "iteration": 1, "minus_anchor": 0.0}
+    record = {"dataset": "omniglot5w1s", "cpu": "x", "val_episodes": 200,
+              "methods": {"mamlpp": {"from_run": "runs/a", "config": older},
+                          "maml": {"from_run": "runs/b", "config": merge_config("maml",
+                                                                                "omniglot5w1s")},
+                          ANCHOR: {}},
+              "summary": {name: {"at_minutes": {str(m): at for m in BUDGETS}}
+                          for name in ("mamlpp", "maml", ANCHOR)}}
+    meta_batch = today["data"]["meta_batch"]
+    assert earlier_settings(record) == {
+        "mamlpp": [f"data.meta_batch {4 * meta_batch} (preset: {meta_batch})"]}
+    text = time_to_accuracy_part(record)
+    assert "mamlpp (earlier settings)" in text and "maml (earlier settings)" not in text
+    assert f"mamlpp: data.meta_batch {4 * meta_batch} (preset: {meta_batch})" in text
