@@ -139,3 +139,29 @@ def test_a_curve_read_from_a_run_at_other_settings_than_its_preset_is_marked():
     text = time_to_accuracy_part(record)
     assert "mamlpp (earlier settings)" in text and "maml (earlier settings)" not in text
     assert f"mamlpp: data.meta_batch {4 * meta_batch} (preset: {meta_batch})" in text
+
+
+def test_solve_fidelity_scores_per_task():
+    """Cosine and relative error per task: a common shrink keeps the direction."""
+    from benchmarks.solve_fidelity import score
+    ref = [torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[0.0], [0.0]])]
+    half = [0.5 * r for r in ref]
+    out = score(half, ref)
+    assert out["cosine"] == [1.0, 1.0] and out["relative_error"] == [0.5, 0.5]
+    turned = [torch.tensor([[0.0, 1.0], [0.0, 2.0]]), torch.tensor([[0.0], [0.0]])]
+    assert score(turned, ref)["cosine"] == [0.0, 1.0]
+
+
+def test_solve_fidelity_scores_every_candidate_on_the_real_systems(shared_data_root, tmp_path,
+                                                                   monkeypatch):
+    import json
+    from benchmarks.solve_fidelity import CANDIDATES, main
+    monkeypatch.setenv("METALEARN_DATA_ROOT", str(shared_data_root))
+    out = tmp_path / "fidelity.json"
+    main(["--batches", "1", "--set", "model.hidden=8", "--set", "data.meta_batch=2",
+          "--json", str(out)])
+    (batch,) = json.loads(out.read_text())["meta_batches"]
+    assert len(batch["lambda_max"]) == 2 and min(batch["lambda_max"]) > 0
+    for name in CANDIDATES:
+        assert all(-1.0 <= c <= 1.0 for c in batch[name]["cosine"])
+        assert len(batch[name]["relative_error"]) == 2

@@ -134,3 +134,28 @@ def test_cg_stops_an_indefinite_system_and_leaves_positive_definite_ones_exact()
                               batch_dims=1, fallback_scale=0.5)
     y = torch.cat(y, -1)
     assert torch.equal(y[1], 0.5 * b[1]) and torch.equal(y[0], x[0])
+
+
+def _neumann_solver(alpha, power_iters=50):
+    from hypergradient import NeumannSeries
+    from problems.options import ImplicitOptions
+    return NeumannSeries(ImplicitOptions(lam=1.0, solver="neumann", iters=60, neumann_alpha=alpha,
+                                         power_iters=power_iters))
+
+
+@pytest.mark.parametrize("alpha, warns", [(2.5 / 10.0, True), (1.5 / 10.0, False), (0.0, False)])
+def test_neumann_solver_reports_a_series_that_grew(alpha, warns):
+    """A fixed step past 2/λ_max makes the series blow up on that task only: the solver says
+    so, naming the fix; a convergent step (fixed or from power iteration) says nothing."""
+    A = torch.stack([spd(30, 10.0, 11), spd(30, 2.0, 15)])   # λ_max 10 and 2
+    b = torch.randn(2, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+    solver = _neumann_solver(alpha)
+    x = torch.cat(solver.solve(matvec_of(A), list(torch.split(b, (10, 20), dim=-1))), -1)
+    if warns:
+        assert solver.warning.startswith("iMAML: the Neumann series grew instead of converging on "
+                                         "1 of 2 tasks")
+        assert "neumann_alpha=0.25" in solver.warning
+    else:
+        assert solver.warning is None
+        exact = torch.linalg.solve(A, b)
+        assert float((x - exact).norm() / exact.norm()) < 1e-3
