@@ -69,6 +69,20 @@ def test_imaml_indefinite_warning_is_one_clean_line_once_per_run(capfd, tmp_path
     assert "RuntimeWarning" not in err and ".py:" not in err
 
 
+
+def test_neumann_series_that_grew_is_one_clean_line_once_per_run(capfd, tmp_path):
+    # A fixed Neumann step of 5 on sinusoid: α·λ_max(H + λI) > 2 on the tasks, so the series
+    # grows; the run finishes and says so once, naming the three ways out.
+    argv = ["--problem", "imaml-neumann", "--dataset", "sinusoid", "--iterations", "3",
+            "--out", str(tmp_path / "r"), "--set", "inner.implicit.neumann_alpha=5",
+            "--set", "eval.val_every=0", "--set", "eval.episodes=2", "--set", "eval.steps=1"]
+    assert run.main(argv) == 0
+    lines = capfd.readouterr().err.strip().splitlines()
+    grew = [line for line in lines if "Neumann series grew" in line]
+    assert len(grew) == 1, lines
+    assert grew[0].startswith("warning: iMAML: the Neumann series grew instead of converging on ")
+    assert "neumann_alpha=5" in grew[0] and "power_iters" in grew[0] and "solver=cg" in grew[0]
+
 # ---- a file given as the data root ----------------------------------------------------------
 
 def test_file_as_data_root_says_it_is_a_file(capsys, tmp_path):
