@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+
 #: candidate -> (solver, settings); "neumann" with neumann_alpha 0 takes 1/λ_max from power_iters.
 CANDIDATES = {
     "cg-5": ("cg", {"iters": 5}),
@@ -29,6 +30,7 @@ CANDIDATES = {
 REFERENCE_CG_ITERS = 200
 POWER_ITERS = 60
 
+
 def score(x, ref) -> dict:
     """Per-task cosine and relative error of x against ref ([T, ...] vectors)."""
     from hypergradient.utils import dot
@@ -38,6 +40,7 @@ def score(x, ref) -> dict:
     rel = dot(diff, diff, 1).sqrt() / ref_norm.clamp_min(1e-30)
     return {"cosine": [round(float(c), 4) for c in cosine],
             "relative_error": [round(float(r), 4) for r in rel]}
+
 
 class Probe:
     """Stands in for the run's solver: scores every candidate on the system it is handed, then
@@ -58,6 +61,7 @@ class Probe:
                             "warning": candidate.warning}
         self.records.append(record)
         return self.own.solve(hvp, vector)
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -98,6 +102,7 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(text + "\n", encoding="utf-8")
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
