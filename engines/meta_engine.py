@@ -19,7 +19,7 @@ from betty.logging.logger_base import get_logger
 from engines.checkpoint import (CheckpointError, capture_rng, load_checkpoint, restore_rng,
                                 save_checkpoint)
 from engines.evaluation import Summary, divergence_hint, evaluate
-from engines.progress import Progress
+from engines.progress import Progress, say
 from engines.records import CsvLog, json_text, plot_curves, tensorboard_logger
 from engines.run_folder import new_run_id
 from measures.machine import cpu_model
@@ -33,7 +33,7 @@ class TrainingDiverged(RuntimeError):
 
 class MetaEngine(Engine):
     def __init__(self, cfg: RunOptions, env, out_dir: Path | None = None, verbose: bool = False,
-                 log=print, resume: dict | None = None, progress: bool = True,
+                 log=say, resume: dict | None = None, progress: bool = True,
                  max_seconds: float | None = None):
         get_logger().setLevel(logging.INFO if verbose else logging.WARNING)
         torch.manual_seed(cfg.seed)
@@ -118,8 +118,11 @@ class MetaEngine(Engine):
             self.best = stats
             self.save("best.pt")
         hint = divergence_hint(summary, self.cfg.inner.lr)
+        patience = self.cfg.eval.patience
+        standing = ("  (best)" if better else f"  (no better for {self.stale_validations()} of "
+                    f"{patience} validations)" if patience and self.best is not None else "")
         self.log(f"[validation] iteration {self.global_step}: {summary.metric} {summary}"
-                 + ("  (best)" if better else "") + (f"  ({hint})" if hint else ""))
+                 + standing + (f"  ({hint})" if hint else ""))
         return stats
 
     def improves(self, summary: Summary) -> bool:
@@ -166,7 +169,8 @@ class MetaEngine(Engine):
         e, total = self.cfg.eval, self.cfg.iterations
         self.open_records()
         self._started = time.perf_counter()
-        bar = Progress(total, self.global_step, enabled=self.show_progress and self.is_rank_zero())
+        bar = Progress(total, self.global_step, enabled=self.show_progress and self.is_rank_zero(),
+                       log=self.log)
         self.log = bar.wrap(self.log)
         self.train()
         self.stopped = "iterations"
@@ -218,7 +222,8 @@ class MetaEngine(Engine):
         self.eval()
         if self.show_progress:
             self.log(f"testing on {e.episodes} test episodes x {e.steps} steps")
-        bar = Progress(e.episodes, 0, enabled=self.show_progress, desc="test", unit="episode")
+        bar = Progress(e.episodes, 0, enabled=self.show_progress, desc="test", unit="episode",
+                       log=self.log)
         summary = evaluate(self.inner, self.env, "test", e.episodes, e.steps,
                            self.cfg.data.meta_batch, progress=bar.advance_to)
         bar.close()

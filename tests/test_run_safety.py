@@ -375,15 +375,19 @@ def test_a_checkpoint_written_before_a_setting_existed_resumes_and_evaluates(tmp
 
 
 # ---- stopping early ---------------------------------------------------------------------------
-def test_patience_stops_after_validations_without_improvement(tmp_path):
+def test_patience_stops_after_validations_without_improvement(tmp_path, capsys):
     """θ that cannot move (outer lr 1e-30) never validates better: with eval.patience=2 and a
-    validation every 2 iterations, the run stops at iteration 6, tests the best θ and says why."""
+    validation every 2 iterations, the run stops at iteration 6, tests the best θ and says why;
+    each validation line says how much patience is used."""
     out = tmp_path / "p"
     assert run.main(sinusoid(out, 50, "--set", "outer.lr=1e-30", "--set", "eval.val_every=2",
                              "--set", "eval.patience=2")) == 0
     r = results(out)
     assert (r["iterations"], r["stopped"]) == (6, "patience")
     assert r["best_validation"]["iteration"] == 2
+    shown = [line for line in capsys.readouterr().out.splitlines() if "[validation]" in line]
+    assert shown[0].endswith("(best)") and shown[1].endswith("(no better for 1 of 2 validations)")
+    assert shown[2].endswith("(no better for 2 of 2 validations)")
 
 
 def test_the_wall_budget_stops_training_and_still_tests(tmp_path, capsys):

@@ -139,6 +139,29 @@ def test_progress_bar_shows_loss_accuracy_rate_and_eta():
     assert "<" in shown  # tqdm's elapsed<remaining (ETA)
 
 
+def test_redirected_output_gets_plain_progress_lines_instead_of_a_bar():
+    lines, redirected = [], io.StringIO()
+    bar = Progress(total=50, start=10, stream=redirected, log=lines.append, line_seconds=0)
+    for _ in range(3):
+        bar.update({"loss": 1.25, "acc": 0.5})
+    bar.close()
+    assert redirected.getvalue() == ""  # no bar characters in a log file
+    assert len(lines) == 3 and lines[-1].startswith("meta-train 13/50: loss 1.250, acc 0.500; ")
+    assert "s/it, about" in lines[-1] and lines[-1].endswith(" left")
+    quiet = []
+    bar = Progress(total=50, start=0, stream=io.StringIO(), log=quiet.append)  # once a minute
+    bar.update({"loss": 1.0})
+    assert quiet == []
+    on_screen = []
+    Progress(total=50, start=0, stream=Terminal(), log=on_screen.append, line_seconds=0).update({})
+    assert on_screen == []  # a terminal has the bar instead
+    test_lines = []
+    bar = Progress(total=600, start=0, stream=io.StringIO(), desc="test", unit="episode",
+                   log=test_lines.append, line_seconds=0)
+    bar.advance_to(200, 600)
+    assert test_lines[0].startswith("test 200/600; ") and "s/episode" in test_lines[0]
+
+
 def test_divergence_in_evaluation_names_the_count_and_the_fix():
     summary = Summary("validation", "mse", float("nan"), float("nan"), 20, 10, float("nan"),
                       diverged=3)
