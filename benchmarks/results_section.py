@@ -49,6 +49,15 @@ def run_compare(out: Path, seed: int) -> None:
          "--out", str(out / "compare"), "--overwrite"])
 
 
+def stopped_text(record: dict) -> str:
+    """Why a run ended; a run that ended at fewer iterations than the plan's cap for it was cut
+    short (resumed with a smaller --iterations to fit a session) and says so, with the cap."""
+    budget, stopped = record.get("budget"), record.get("stopped")
+    if stopped == "iterations" and budget and record["iterations"] < budget:
+        return f"cut (cap {budget})"
+    return stopped or "-"
+
+
 def metric_text(test: dict | None, digits: int = 2) -> str:
     if not test:
         return "-"
@@ -98,7 +107,7 @@ def classification_table(records: list[dict]) -> str:
         also = "; ".join(f"{metric_text(t, 1)} at {s} steps" for s, t in r["also"].items()) or "-"
         best = r["best_validation"]
         rows.append([r["problem"], metric_text(r["test"], 1), also, f"{r['iterations']}",
-                     f"{r['train_seconds'] / 60:.1f}", r["stopped"] or "-",
+                     f"{r['train_seconds'] / 60:.1f}", stopped_text(r),
                      f"{100 * best['mean']:.1f}% @ {best['iteration']} "
                      f"({best['seconds'] / 60:.1f} min)"
                      if best else "-"])
@@ -180,7 +189,9 @@ def section(results: dict, tta: dict | None | str = "committed") -> str:
              f"{hw['cpus']} CPUs, torch {hw['torch']}, one core per run (two runs side by side), "
              "so wall times are one core's. Every setting of each run is in the plan file and in "
              "its results.json. Runs stop by `eval.patience` (no better validation for that many "
-             "validations) or at their iteration cap, as the `stopped by` column says; a rerun "
+             "validations) or at their iteration cap, as the `stopped by` column says (`cut`: "
+             "stopped short of the plan's cap to fit a working session, to be continued with "
+             "`--resume`); a rerun "
              "with the same seed gives the same accuracies, MSEs and iterations (only the wall "
              "times vary)."]
     if results.get("missing"):
@@ -353,7 +364,7 @@ def summary(results: dict, tta: dict | None | str = "committed") -> str:
                   f"{rows[0]['test']['steps']} steps:", "",
                   markdown_table(["problem", "test (95% CI)", "iterations", "stopped by"],
                                  [[r["problem"], metric_text(r["test"], 1), f"{r['iterations']}",
-                                   r["stopped"] or "-"] for r in rows])]
+                                   stopped_text(r)] for r in rows])]
     if tta:
         parts += ["", f"**Time to accuracy** on {tta['dataset']} (validation accuracy at "
                   "one-core CPU minutes; in brackets, points over the anchor):", "",

@@ -159,6 +159,14 @@ def test_summary_lists_each_classification_setting_and_time_to_accuracy():
                                                              None)
 
 
+def test_a_run_cut_short_of_its_cap_says_so_beside_runs_that_reached_it():
+    row = {"iterations": 2400, "budget": 10400, "stopped": "iterations"}
+    assert results_section.stopped_text(row) == "cut (cap 10400)"
+    assert results_section.stopped_text({**row, "iterations": 10400}) == "iterations"
+    assert results_section.stopped_text({**row, "stopped": "patience"}) == "patience"
+    assert results_section.stopped_text({"iterations": 5, "stopped": None}) == "-"
+
+
 def test_main_writes_the_readme_summary_and_both_pages(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
