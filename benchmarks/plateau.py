@@ -6,10 +6,12 @@
 
 Each run is `run.py` in its own folder (runs/results/<setting>/<problem>): a finished run
 (results.json) is kept, a cut-off one (last.pt) is resumed with the project's own resume, a
-missing one is started. Then the extra tests (`also_steps`) run on the best checkpoint, each
-into a JSON file of its own. `--collect` gathers results, validation curves and extra tests into
-docs/results.json, which benchmarks/results_section.py turns into docs/results.md, the README's
-summary and the figure.
+missing one is started. A run stopped short of the plan's cap (cut to fit a session with
+`run.py --resume DIR --iterations N`, or whose cap the plan raised) is continued to the cap from
+its last checkpoint, unless patience stopped it. Then the extra tests (`also_steps`) run on
+the best checkpoint, each into a JSON file of its own. `--collect` gathers results, validation
+curves and extra tests into docs/results.json, which benchmarks/results_section.py turns into
+docs/results.md, the README's summary and the figure.
 """
 from __future__ import annotations
 
@@ -166,6 +168,46 @@ def trained_config(folder: Path) -> dict | None:
     return None
 
 
+def stopped_short(run: PlannedRun, folder: Path, changes: list[str]) -> int | None:
+    """The iterations a run trained, when the plan now gives it a larger cap and nothing else
+    differs, and it did not stop by patience: a run cut short to fit a session (`run.py
+    --resume DIR --iterations N`), or one whose cap the plan raised."""
+    if run.iterations is None or [c.split(":")[0] for c in changes] != ["iterations"]:
+        return None
+    if (folder / "results.json").exists():
+        results = json.loads((folder / "results.json").read_text())
+        done, stopped = results["iterations"], results.get("stopped")
+    else:
+        from engines.checkpoint import load_checkpoint
+        done, stopped = load_checkpoint(folder / "last.pt")["iteration"], None
+    return done if stopped != "patience" and done < run.iterations else None
+
+
+def cut_short_at(run: PlannedRun, folder: Path, changes: list[str]) -> int | None:
+    """Where to continue a run stopped short of the plan's cap from (its last checkpoint), or
+    None when it cannot be: nothing but the cap differs, and last.pt is there."""
+    done = stopped_short(run, folder, changes)
+    return done if done is not None and (folder / "last.pt").exists() else None
+
+
+def refusal_hint(run: PlannedRun, folder: Path, changes: list[str]) -> str:
+    done = stopped_short(run, folder, changes)
+    if done is not None:  # short of the cap, but no checkpoint: records restored from git
+        return (f"it stopped at {done} of the plan's {run.iterations} iterations and holds no "
+                "checkpoint to continue from; move that folder away to train it again from the "
+                f"start, or set the plan's cap to {done}")
+    return "move that folder away to train it again, or restore the plan entry"
+
+
+def set_aside_extra_tests(run: PlannedRun, folder: Path, cut_at: int) -> None:
+    """Extra tests of a run that is about to be continued were taken at its cut: kept beside it
+    under the iteration they belong to, and taken again once it finishes."""
+    for steps in run.also_steps:
+        target = extra_test_path(folder, steps)
+        if target.exists():
+            target.rename(target.with_name(f"{target.stem}.at{cut_at}.json"))
+
+
 def best_checkpoint(folder: Path) -> Path:
     return folder / "best.pt" if (folder / "best.pt").exists() else folder / "last.pt"
 
@@ -220,15 +262,20 @@ class Runner:
         folder = run.folder(self.out)
         folder.parent.mkdir(parents=True, exist_ok=True)
         saved = trained_config(folder)
+        cut_at = None
         if saved is not None:
             changes = config_changes(run, self.seed, saved)
-            if changes:
+            cut_at = cut_short_at(run, folder, changes)
+            if changes and cut_at is None:
                 raise PlanError(f"{run.setting}/{run.problem}: {folder} was trained with other "
                                 f"settings than the plan now gives ({'; '.join(changes[:3])}); "
-                                "move that folder away to train it again, or restore the plan "
-                                "entry")
+                                f"{refusal_hint(run, folder, changes)}")
         with open(folder.parent / f"{folder.name}.log", "a") as log:
-            if not (folder / "results.json").exists():
+            if cut_at is not None:
+                set_aside_extra_tests(run, folder, cut_at)
+                self.call([sys.executable, "run.py", "--resume", str(folder), "--iterations",
+                           str(run.iterations)], log)
+            elif not (folder / "results.json").exists():
                 self.call(run.train_command(self.out, self.seed, self.data_root), log)
             for steps in run.also_steps:
                 target = extra_test_path(folder, steps)

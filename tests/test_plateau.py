@@ -210,19 +210,57 @@ def test_a_second_plan_leaves_the_committed_records_and_readme_alone(tmp_path, m
     assert (ROOT / "docs" / "results.json").read_bytes() == committed
 
 
+def rerun(tmp_path: Path, text: str) -> tuple[int, dict]:
+    target = tmp_path / "a.json"
+    code = plateau.main(["--plan", str(write_plan(tmp_path, text)), "--out", str(tmp_path / "a"),
+                         "--json", str(target), "--jobs", "1"])
+    return code, json.loads(target.read_text())
+
+
 def test_a_finished_run_whose_plan_entry_changed_is_refused(tmp_path, capsys):
     first = train_tiny(tmp_path, "a")
-    plan = write_plan(tmp_path, TINY.replace("iterations: 6", "iterations: 8"))
     capsys.readouterr()
-    target = tmp_path / "a.json"
-    assert plateau.main(["--plan", str(plan), "--out", str(tmp_path / "a"), "--json", str(target),
-                         "--jobs", "1"]) == 1
+    code, again = rerun(tmp_path, TINY.replace("data.meta_batch=2", "data.meta_batch=3"))
+    assert code == 1
     out = capsys.readouterr().out
-    assert "REFUSED sinusoid-k5/maml" in out and "iterations: 6 -> 8" in out
-    again = json.loads(target.read_text())
+    assert "REFUSED sinusoid-k5/maml" in out and "data.meta_batch: 2 -> 3" in out
     assert "sinusoid-k5/maml" in again["missing"]  # not recorded as the new plan's
-    assert [r["problem"] for r in again["records"]] == ["reptile"]
     assert first["records"][0]["iterations"] == 6
+
+
+def test_a_run_short_of_a_raised_cap_is_continued_from_its_checkpoint(tmp_path):
+    """A run cut to fit a session (or whose cap the plan raised) goes on to the plan's cap from
+    last.pt; its extra test taken at the cut is kept under that iteration and taken again."""
+    first = train_tiny(tmp_path, "a")
+    folder = tmp_path / "a" / "sinusoid-k5" / "maml"
+    cut_test = plateau.extra_test_path(folder, 2)
+    taken_at_cut = cut_test.read_text()
+    code, again = rerun(tmp_path, TINY.replace("iterations: 6", "iterations: 9"))
+    assert code == 0 and again["missing"] == []
+    maml = again["records"][0]
+    assert (maml["iterations"], maml["budget"], maml["resumes"]) == (9, 9, 1)
+    assert [c["iteration"] for c in maml["validation"]] == [3, 6, 9]
+    assert [c["mean"] for c in maml["validation"][:2]] == [
+        c["mean"] for c in first["records"][0]["validation"]]
+    assert cut_test.with_name(f"{cut_test.stem}.at6.json").read_text() == taken_at_cut
+    assert cut_test.exists() and maml["also"]["2"]["steps"] == 2
+    assert again["records"][1] == first["records"][1]  # reptile had its own cap: untouched
+
+
+def test_a_short_run_without_a_checkpoint_or_stopped_by_patience_is_refused(tmp_path, capsys):
+    train_tiny(tmp_path, "a")
+    folder = tmp_path / "a" / "sinusoid-k5" / "maml"
+    (folder / "last.pt").unlink()  # records restored from git hold no checkpoint
+    capsys.readouterr()
+    code, again = rerun(tmp_path, TINY.replace("iterations: 6", "iterations: 9"))
+    out = capsys.readouterr().out
+    assert code == 1 and "stopped at 6 of the plan's 9 iterations" in out
+    assert "holds no checkpoint" in out and "set the plan's cap to 6" in out
+    results = json.loads((folder / "results.json").read_text())
+    (folder / "results.json").write_text(json.dumps({**results, "stopped": "patience"}))
+    code, _ = rerun(tmp_path, TINY.replace("iterations: 6", "iterations: 9"))
+    out = capsys.readouterr().out
+    assert code == 1 and "iterations: 6 -> 9" in out and "holds no checkpoint" not in out
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
