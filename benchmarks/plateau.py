@@ -183,19 +183,11 @@ def stopped_short(run: PlannedRun, folder: Path, changes: list[str]) -> int | No
     return done if stopped != "patience" and done < run.iterations else None
 
 
-def cut_short_at(run: PlannedRun, folder: Path, changes: list[str]) -> int | None:
-    """Where to continue a run stopped short of the plan's cap from (its last checkpoint), or
-    None when it cannot be: nothing but the cap differs, and last.pt is there."""
-    done = stopped_short(run, folder, changes)
-    return done if done is not None and (folder / "last.pt").exists() else None
-
-
-def refusal_hint(run: PlannedRun, folder: Path, changes: list[str]) -> str:
-    done = stopped_short(run, folder, changes)
-    if done is not None:  # short of the cap, but no checkpoint: records restored from git
-        return (f"it stopped at {done} of the plan's {run.iterations} iterations and holds no "
-                "checkpoint to continue from; move that folder away to train it again from the "
-                f"start, or set the plan's cap to {done}")
+def refusal_hint(run: PlannedRun, short_at: int | None) -> str:
+    if short_at is not None:  # short of the cap, but no checkpoint: records restored from git
+        return (f"it stopped at {short_at} of the plan's {run.iterations} iterations and holds "
+                "no checkpoint to continue from; move that folder away to train it again from "
+                f"the start, or set the plan's cap to {short_at}")
     return "move that folder away to train it again, or restore the plan entry"
 
 
@@ -262,14 +254,16 @@ class Runner:
         folder = run.folder(self.out)
         folder.parent.mkdir(parents=True, exist_ok=True)
         saved = trained_config(folder)
-        cut_at = None
+        cut_at = None  # where a run short of the plan's cap goes on from its last checkpoint
         if saved is not None:
             changes = config_changes(run, self.seed, saved)
-            cut_at = cut_short_at(run, folder, changes)
-            if changes and cut_at is None:
+            short_at = stopped_short(run, folder, changes) if changes else None
+            if short_at is not None and (folder / "last.pt").exists():
+                cut_at = short_at
+            elif changes:
                 raise PlanError(f"{run.setting}/{run.problem}: {folder} was trained with other "
                                 f"settings than the plan now gives ({'; '.join(changes[:3])}); "
-                                f"{refusal_hint(run, folder, changes)}")
+                                f"{refusal_hint(run, short_at)}")
         with open(folder.parent / f"{folder.name}.log", "a") as log:
             if cut_at is not None:
                 set_aside_extra_tests(run, folder, cut_at)

@@ -118,9 +118,11 @@ class MetaEngine(Engine):
             self.best = stats
             self.save("best.pt")
         hint = divergence_hint(summary, self.cfg.inner.lr)
-        patience = self.cfg.eval.patience
-        standing = ("  (best)" if better else f"  (no better for {self.stale_validations()} of "
-                    f"{patience} validations)" if patience and self.best is not None else "")
+        patience, standing = self.cfg.eval.patience, ""
+        if better:
+            standing = "  (best)"
+        elif patience and self.best is not None:
+            standing = f"  (no better for {self.stale_validations()} of {patience} validations)"
         self.log(f"[validation] iteration {self.global_step}: {summary.metric} {summary}"
                  + standing + (f"  ({hint})" if hint else ""))
         return stats

@@ -50,8 +50,10 @@ class Progress:
 
     def _advance(self, steps: int, stats: dict) -> None:
         self.done += steps
+        if self.log is None:  # a terminal (the bar shows it) or progress off
+            return
         now = time.perf_counter()
-        if self.log is None or now - self.last_line < self.line_seconds:
+        if now - self.last_line < self.line_seconds:
             return
         self.last_line = now
         self.log(self.line(stats, now))
